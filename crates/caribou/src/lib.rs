@@ -1,0 +1,1 @@
+//! Caribou SDK core (work in progress).

@@ -1,0 +1,104 @@
+//! Kestrel's storage layer.
+//!
+//! [`Store`] is what the server needs from a backend; every backend (the embedded SQLite store in
+//! [`sqlite`], later ClickHouse) implements it and passes the one shared suite in `testsuite`
+//! (enabled by the `testsuite` feature).
+//!
+//! Invariants every backend keeps:
+//! - [`Store::ingest`] returns only after the batch is durably committed; a crash after it returned
+//!   loses nothing of that batch.
+//! - Ingest is idempotent per record id: a record seen before is counted as a duplicate and changes
+//!   nothing.
+//! - Records of a trace may arrive in any order, in any batches; the result is the same.
+//! - A client mistake is a [`StoreError::Invalid`] or [`StoreError::NotFound`], never `Internal`.
+
+use async_trait::async_trait;
+use caribou_model::api::{
+    AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
+    StoredItem, TraceDetail, TraceFilter, TraceSummary,
+};
+use caribou_model::Batch;
+
+pub mod sqlite;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use sqlite::{SqliteConfig, SqliteStore};
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist (a 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is wrong in a way only the store can tell (a 400): a bad cursor, a run id that
+    /// names no run where one is required, ...
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else (a 500): disk full, corrupt file, a bug. Logged, never shown to clients.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A page request for lists other than traces.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageRequest {
+    /// 1..=1000; `None` means 50.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// What the server needs from a backend. All methods are cancel-safe from the caller's side: a
+/// dropped future never leaves a half-written batch.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a validated batch; returns once it is committed.
+    async fn ingest(&self, batch: Batch) -> Result<IngestResponse>;
+
+    /// Returns the project of that name, creating it if needed (idempotent).
+    async fn get_or_create_project(&self, name: &str) -> Result<Project>;
+    async fn get_project(&self, name: &str) -> Result<Option<Project>>;
+    async fn list_projects(&self) -> Result<Vec<Project>>;
+
+    /// Creates a run (and its project if needed); the store issues the id.
+    async fn create_run(&self, req: CreateRun) -> Result<Run>;
+    async fn get_run(&self, run_id: &str) -> Result<Option<Run>>;
+    /// Runs, newest first, of one project or of all.
+    async fn list_runs(&self, project: Option<&str>, page: PageRequest) -> Result<Page<Run>>;
+
+    /// Registers step `step` of a run (idempotent); `NotFound` if the run does not exist.
+    async fn create_run_step(&self, run_id: &str, step: i64) -> Result<RunStep>;
+    /// Steps of a run in step order, each with its figures. Steps that rollouts name but that were
+    /// never registered are listed too.
+    async fn list_run_steps(&self, run_id: &str) -> Result<Vec<RunStep>>;
+    async fn get_run_step(&self, run_id: &str, step: i64) -> Result<Option<RunStep>>;
+
+    /// Adds or replaces datapoints of a project, and links them to `run_id` when given. Returns how
+    /// many were written.
+    async fn add_datapoints(
+        &self,
+        project: &str,
+        run_id: Option<&str>,
+        datapoints: Vec<NewDatapoint>,
+    ) -> Result<u64>;
+    /// Datapoints of a project, or of a run when `run_id` is given, in id order.
+    async fn list_datapoints(
+        &self,
+        project: &str,
+        run_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Datapoint>>;
+    async fn get_datapoint(&self, project: &str, id: &str) -> Result<Option<Datapoint>>;
+
+    /// Traces matching the filter, in the filter's order, one page.
+    async fn list_traces(&self, filter: &TraceFilter) -> Result<Page<TraceSummary>>;
+    /// One trace with its turns and items in logged order.
+    async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>>;
+    /// Grades an existing trace after the fact; `NotFound` if there is no such trace.
+    async fn add_grade(&self, trace_id: &str, grade: AddGrade) -> Result<StoredItem>;
+
+    /// Finishes pending writes and closes the backend. Idempotent.
+    async fn close(&self) -> Result<()>;
+}
