@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of the project, from a clean clone, installing what it needs itself:
+#   1. formatting and lints (rustfmt, clippy with warnings as errors),
+#   2. Rust tests: model and SDK unit tests, the store suite, Kestrel's black-box HTTP tests, SDK end-to-end tests,
+#   3. Python: a .venv with maturin/pytest/mypy, the `caribou` package pip-installed from source, pytest.
+# Every server a test needs is a real `kestrel serve` started by the test itself on a free 127.0.0.1 port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build kestrel"
+cargo build --locked -p kestrel
+
+step "rust tests"
+cargo test --locked --workspace --exclude caribou-python
+
+step "python environment"
+bash scripts/python-env.sh
+
+step "python tests"
+KESTREL_BIN="$PWD/target/debug/kestrel" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
