@@ -138,6 +138,13 @@ pub struct AddDatapoints {
     pub datapoints: Vec<NewDatapoint>,
 }
 
+/// What `POST .../datapoints` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AddDatapointsResponse {
+    /// Datapoints added or replaced.
+    pub written: u64,
+}
+
 /// A stored datapoint. Ids are unique within a project; adding one again replaces its content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Datapoint {

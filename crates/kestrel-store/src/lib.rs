@@ -13,11 +13,11 @@
 //! - A client mistake is a [`StoreError::Invalid`] or [`StoreError::NotFound`], never `Internal`.
 
 use async_trait::async_trait;
+use caribou_model::Batch;
 use caribou_model::api::{
     AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
     StoredItem, TraceDetail, TraceFilter, TraceSummary,
 };
-use caribou_model::Batch;
 
 pub mod sqlite;
 #[cfg(feature = "testsuite")]

@@ -1,0 +1,278 @@
+//! The embedded SQLite store: one file, `<data_dir>/kestrel.sqlite3`.
+//!
+//! Layout of the work:
+//! - one writer thread owns the write connection and commits concurrent writes in groups
+//!   ([`writer`]); an acknowledged write is on disk (WAL, `synchronous=FULL`);
+//! - a small pool of read-only connections serves reads on tokio's blocking pool ([`pool`]);
+//!   readers never block the writer;
+//! - items are stored in compressed chunks, one per trace per ingest request ([`chunks`]);
+//! - the schema is versioned by numbered migrations ([`schema`]).
+//!
+//! Visibility: everything an acknowledged write stored is visible to every read that starts after
+//! the acknowledgement.
+
+mod catalog;
+mod chunks;
+mod cursor;
+mod datapoints;
+mod ingest;
+mod pool;
+mod schema;
+mod steps;
+mod traces;
+mod values;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use caribou_model::Batch;
+use caribou_model::api::{
+    AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
+    StoredItem, TraceDetail, TraceFilter, TraceSummary,
+};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+pub use schema::LATEST_VERSION as SCHEMA_VERSION;
+
+use crate::{PageRequest, Result, Store, StoreError};
+use pool::ReadPool;
+use writer::{Job, Msg, WriterLimits};
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "kestrel.sqlite3";
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqliteConfig {
+    /// Directory holding the database file; created if missing.
+    pub data_dir: PathBuf,
+    /// Read-only connections in the pool (at least 1).
+    pub read_connections: usize,
+    /// Write requests that may wait for the writer before callers wait too.
+    pub writer_queue: usize,
+    /// The writer commits at most about this many records in one transaction.
+    pub max_group_records: usize,
+}
+
+impl SqliteConfig {
+    /// Defaults: 4 read connections, a writer queue of 1024 requests, groups of up to 50,000
+    /// records.
+    pub fn new(data_dir: impl Into<PathBuf>) -> SqliteConfig {
+        SqliteConfig {
+            data_dir: data_dir.into(),
+            read_connections: 4,
+            writer_queue: 1024,
+            max_group_records: 50_000,
+        }
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE)
+    }
+}
+
+/// The SQLite store. Cheap to clone: clones share the writer and the read pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    writer: mpsc::Sender<Msg>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating or migrating) the store in `config.data_dir`.
+    ///
+    /// Fails with a clear message when the file was written by a newer Kestrel (a schema version
+    /// this code does not know).
+    pub fn open(config: SqliteConfig) -> Result<SqliteStore> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StoreError::Internal(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let path = config.db_path();
+        let conn = schema::open_writer(&path)?;
+        let readers = ReadPool::open(&path, config.read_connections)?;
+        let limits = WriterLimits {
+            queue: config.writer_queue,
+            max_group_weight: config.max_group_records.max(1),
+        };
+        let (writer, handle) = writer::spawn(conn, limits)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer,
+                writer_thread: Mutex::new(Some(handle)),
+                readers,
+            }),
+        })
+    }
+
+    /// Runs `f` in the writer's transaction and waits for the commit.
+    async fn write<T, F>(&self, weight: usize, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (job, reply) = Job::new(weight, f);
+        self.inner
+            .writer
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| closed())?;
+        reply.await.map_err(|_| closed())?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.readers.read(f).await
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Internal("the store is closed".to_owned())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, batch: Batch) -> Result<IngestResponse> {
+        let weight = batch.records.len();
+        self.write(weight, move |conn| ingest::ingest(conn, &batch))
+            .await
+    }
+
+    async fn get_or_create_project(&self, name: &str) -> Result<Project> {
+        let name = name.to_owned();
+        self.write(1, move |conn| catalog::get_or_create_project(conn, &name))
+            .await
+    }
+
+    async fn get_project(&self, name: &str) -> Result<Option<Project>> {
+        let name = name.to_owned();
+        self.read(move |conn| catalog::get_project(conn, &name))
+            .await
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>> {
+        self.read(catalog::list_projects).await
+    }
+
+    async fn create_run(&self, req: CreateRun) -> Result<Run> {
+        self.write(1, move |conn| catalog::create_run(conn, &req))
+            .await
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Option<Run>> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| catalog::get_run(conn, &run_id)).await
+    }
+
+    async fn list_runs(&self, project: Option<&str>, page: PageRequest) -> Result<Page<Run>> {
+        let project = project.map(str::to_owned);
+        self.read(move |conn| catalog::list_runs(conn, project.as_deref(), &page))
+            .await
+    }
+
+    async fn create_run_step(&self, run_id: &str, step: i64) -> Result<RunStep> {
+        let run_id = run_id.to_owned();
+        self.write(1, move |conn| steps::create_run_step(conn, &run_id, step))
+            .await
+    }
+
+    async fn list_run_steps(&self, run_id: &str) -> Result<Vec<RunStep>> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| steps::list_run_steps(conn, &run_id))
+            .await
+    }
+
+    async fn get_run_step(&self, run_id: &str, step: i64) -> Result<Option<RunStep>> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| steps::get_run_step(conn, &run_id, step))
+            .await
+    }
+
+    async fn add_datapoints(
+        &self,
+        project: &str,
+        run_id: Option<&str>,
+        datapoints: Vec<NewDatapoint>,
+    ) -> Result<u64> {
+        let project = project.to_owned();
+        let run_id = run_id.map(str::to_owned);
+        self.write(datapoints.len(), move |conn| {
+            datapoints::add(conn, &project, run_id.as_deref(), &datapoints)
+        })
+        .await
+    }
+
+    async fn list_datapoints(
+        &self,
+        project: &str,
+        run_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Datapoint>> {
+        let project = project.to_owned();
+        let run_id = run_id.map(str::to_owned);
+        self.read(move |conn| datapoints::list(conn, &project, run_id.as_deref(), &page))
+            .await
+    }
+
+    async fn get_datapoint(&self, project: &str, id: &str) -> Result<Option<Datapoint>> {
+        let project = project.to_owned();
+        let id = id.to_owned();
+        self.read(move |conn| datapoints::get(conn, &project, &id))
+            .await
+    }
+
+    async fn list_traces(&self, filter: &TraceFilter) -> Result<Page<TraceSummary>> {
+        let filter = filter.clone();
+        self.read(move |conn| traces::list_traces(conn, &filter))
+            .await
+    }
+
+    async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>> {
+        let trace_id = trace_id.to_owned();
+        self.read(move |conn| traces::get_trace(conn, &trace_id))
+            .await
+    }
+
+    async fn add_grade(&self, trace_id: &str, grade: AddGrade) -> Result<StoredItem> {
+        let trace_id = trace_id.to_owned();
+        self.write(1, move |conn| ingest::add_grade(conn, &trace_id, grade))
+            .await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(Msg::Shutdown(tx)).await.is_ok() {
+            // The writer answers once queued writes are committed and its connection is closed.
+            let _ = rx.await;
+        }
+        let handle = self
+            .inner
+            .writer_thread
+            .lock()
+            .map_err(|_| StoreError::Internal("writer handle lock poisoned".to_owned()))?
+            .take();
+        if let Some(handle) = handle {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| StoreError::Internal(format!("joining the writer: {e}")))?
+                .map_err(|_| StoreError::Internal("the writer thread panicked".to_owned()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,62 @@
-fn main() {}
+//! `kestrel`: the trace server for LLM agents. Thin: parse the command line, resolve the config,
+//! start logging, run the subcommand.
+
+mod api;
+mod auth;
+mod cli;
+mod config;
+mod decode;
+mod error;
+mod server;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::{ServeConfig, env};
+
+fn main() -> ExitCode {
+    // The environment table of `serve --help` comes from config::ENV_VARS, the one list of them.
+    let command = Cli::command().mut_subcommand("serve", |c| c.after_help(config::env_help()));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kestrel: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = ServeConfig::resolve(&args)?;
+            init_logging(&config.log)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("kestrel")
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(server::serve(config))
+        }
+    }
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter)
+        .with_context(|| format!("bad log filter {filter:?} (--log / {})", env::LOG))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! SDK configuration, and the one place that reads the environment.
+//!
+//! [`Config::default`] is a disabled SDK (no endpoint): every logging call is a cheap no-op that
+//! never fails. [`Config::from_env`] starts from the defaults and applies these variables; nothing
+//! else in the crate reads the environment:
+//!
+//! | variable | field | default |
+//! | --- | --- | --- |
+//! | `KESTREL_URL` | `endpoint` (base URL, e.g. `http://127.0.0.1:8750`) | none: disabled |
+//! | `KESTREL_API_KEY` | `api_key` (sent as `Authorization: Bearer <key>`) | none |
+//! | `CARIBOU_QUEUE_CAPACITY` | `queue_capacity` (records) | 65,536 |
+//! | `CARIBOU_BATCH_RECORDS` | `max_batch_records` | 1,000 |
+//! | `CARIBOU_FLUSH_INTERVAL_MS` | `flush_interval` | 250 ms |
+//! | `CARIBOU_REQUEST_TIMEOUT_MS` | `request_timeout` | 10,000 ms |
+//! | `CARIBOU_MAX_RETRIES` | `max_retries` | 8 |
+//!
+//! An empty variable counts as unset. A value that does not parse, or is out of range (a capacity,
+//! batch size or interval of zero), is warned about once and the default is used: a typo in the
+//! environment never stops the agent.
+//!
+//! Limits: the queue capacity is the most records that can wait for the exporter; beyond it,
+//! records are dropped and counted (see [`crate::exporter`]). The default holds a burst of 20,000
+//! LLM calls (three records each) even if Kestrel answered nothing meanwhile; each waiting record
+//! costs its own size plus 16 bytes of queue slot, allocated up front (~1 MiB at the default).
+
+use std::time::Duration;
+
+use caribou_model::Phase;
+
+/// Default queue capacity, in records.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+/// Default most records per ingest request.
+pub const DEFAULT_MAX_BATCH_RECORDS: usize = 1_000;
+/// Default longest time a record waits before its batch is sent.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// Default limit on opening a TCP connection to Kestrel.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default limit on one ingest or API request, from start to the end of the answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default retries of one batch after its first attempt.
+pub const DEFAULT_MAX_RETRIES: u32 = 8;
+
+/// Everything the SDK needs to know. Code may override any field the environment set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Base URL of Kestrel, e.g. `http://127.0.0.1:8750`; `None` disables the SDK (a no-op).
+    pub endpoint: Option<String>,
+    pub api_key: Option<String>,
+    /// Project that traces are filed under (when `run_id` names no run).
+    pub project: Option<String>,
+    /// Run id issued by Kestrel (eval/train), or the project name (prod).
+    pub run_id: Option<String>,
+    pub phase: Phase,
+    /// Training step of the traces logged from now on.
+    pub step: Option<i64>,
+    /// Most records waiting for the exporter; beyond it records are dropped and counted.
+    pub queue_capacity: usize,
+    /// Most records per ingest request.
+    pub max_batch_records: usize,
+    /// Longest time a record waits before its (partial) batch is sent.
+    pub flush_interval: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Retries of a batch after its first attempt, on transport errors, 5xx and 429.
+    pub max_retries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: None,
+            api_key: None,
+            project: None,
+            run_id: None,
+            phase: Phase::Eval,
+            step: None,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults with the environment applied (see the module docs for the variables).
+    pub fn from_env() -> Config {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The defaults with variables from `lookup` applied: [`Config::from_env`] without the
+    /// process environment, for tests and embedders.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut config = Config::default();
+        config.endpoint = get("KESTREL_URL").map(|url| url.trim_end_matches('/').to_owned());
+        config.api_key = get("KESTREL_API_KEY");
+        if let Some(n) = parse_positive(get("CARIBOU_QUEUE_CAPACITY"), "CARIBOU_QUEUE_CAPACITY") {
+            config.queue_capacity = n;
+        }
+        if let Some(n) = parse_positive(get("CARIBOU_BATCH_RECORDS"), "CARIBOU_BATCH_RECORDS") {
+            config.max_batch_records = n;
+        }
+        if let Some(ms) = parse_positive(get("CARIBOU_FLUSH_INTERVAL_MS"), "CARIBOU_FLUSH_INTERVAL_MS") {
+            config.flush_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = parse_positive(get("CARIBOU_REQUEST_TIMEOUT_MS"), "CARIBOU_REQUEST_TIMEOUT_MS") {
+            config.request_timeout = Duration::from_millis(ms);
+        }
+        if let Some(raw) = get("CARIBOU_MAX_RETRIES") {
+            match raw.parse::<u32>() {
+                Ok(n) => config.max_retries = n,
+                Err(_) => bad_value("CARIBOU_MAX_RETRIES", &raw, "a whole number >= 0"),
+            }
+        }
+        config
+    }
+
+    /// Whether logging goes anywhere.
+    pub fn enabled(&self) -> bool {
+        self.endpoint.is_some()
+    }
+
+    /// The same config with values that would break the exporter (zero sizes and intervals)
+    /// replaced by the defaults.
+    pub(crate) fn sanitized(mut self) -> Config {
+        if self.queue_capacity == 0 {
+            self.queue_capacity = DEFAULT_QUEUE_CAPACITY;
+        }
+        if self.max_batch_records == 0 {
+            self.max_batch_records = DEFAULT_MAX_BATCH_RECORDS;
+        }
+        if self.flush_interval.is_zero() {
+            self.flush_interval = DEFAULT_FLUSH_INTERVAL;
+        }
+        if self.connect_timeout.is_zero() {
+            self.connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+        }
+        if self.request_timeout.is_zero() {
+            self.request_timeout = DEFAULT_REQUEST_TIMEOUT;
+        }
+        if let Some(url) = &self.endpoint {
+            let trimmed = url.trim().trim_end_matches('/');
+            self.endpoint = (!trimmed.is_empty()).then(|| trimmed.to_owned());
+        }
+        self
+    }
+}
+
+fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(raw: Option<String>, name: &str) -> Option<T> {
+    let raw = raw?;
+    match raw.parse::<T>() {
+        Ok(n) if n > T::default() => Some(n),
+        _ => {
+            bad_value(name, &raw, "a whole number > 0");
+            None
+        }
+    }
+}
+
+fn bad_value(name: &str, raw: &str, expected: &str) {
+    tracing::warn!(variable = name, value = raw, expected, "caribou: ignoring a bad environment value, using the default");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_is_the_disabled_default() {
+        let config = from(&[]);
+        assert_eq!(config, Config::default());
+        assert!(!config.enabled());
+        assert!(config.queue_capacity >= 60_000, "a 20k-call burst must fit");
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = from(&[
+            ("KESTREL_URL", "http://127.0.0.1:9/ "),
+            ("KESTREL_API_KEY", "secret"),
+            ("CARIBOU_QUEUE_CAPACITY", "10"),
+            ("CARIBOU_BATCH_RECORDS", "7"),
+            ("CARIBOU_FLUSH_INTERVAL_MS", "15"),
+            ("CARIBOU_REQUEST_TIMEOUT_MS", "1500"),
+            ("CARIBOU_MAX_RETRIES", "0"),
+        ]);
+        assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(config.api_key.as_deref(), Some("secret"));
+        assert_eq!(config.queue_capacity, 10);
+        assert_eq!(config.max_batch_records, 7);
+        assert_eq!(config.flush_interval, Duration::from_millis(15));
+        assert_eq!(config.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.max_retries, 0);
+        assert!(config.enabled());
+    }
+
+    #[test]
+    fn bad_values_fall_back_to_defaults() {
+        let config = from(&[
+            ("KESTREL_URL", "   "),
+            ("CARIBOU_QUEUE_CAPACITY", "lots"),
+            ("CARIBOU_BATCH_RECORDS", "0"),
+            ("CARIBOU_FLUSH_INTERVAL_MS", "-5"),
+            ("CARIBOU_REQUEST_TIMEOUT_MS", "1e3"),
+            ("CARIBOU_MAX_RETRIES", "-1"),
+        ]);
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn sanitized_repairs_zero_sizes() {
+        let config = Config {
+            endpoint: Some("http://h:1///".into()),
+            queue_capacity: 0,
+            max_batch_records: 0,
+            flush_interval: Duration::ZERO,
+            ..Config::default()
+        }
+        .sanitized();
+        assert_eq!(config.endpoint.as_deref(), Some("http://h:1"));
+        assert_eq!(config.queue_capacity, DEFAULT_QUEUE_CAPACITY);
+        assert_eq!(config.max_batch_records, DEFAULT_MAX_BATCH_RECORDS);
+        assert_eq!(config.flush_interval, DEFAULT_FLUSH_INTERVAL);
+    }
+}

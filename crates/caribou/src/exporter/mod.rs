@@ -1,0 +1,176 @@
+//! The exporter: a bounded queue in front of one named OS thread that sends batches to Kestrel.
+//!
+//! The agent's threads only build a record and `try_send` it on a bounded crossbeam channel; the
+//! `caribou-exporter` thread does everything else (JSON, zstd, HTTP, retries). No async runtime
+//! runs inside the host process.
+//!
+//! Drop behaviour (never blocks, never fails, never panics into the agent):
+//! - queue full: the record is dropped and counted; the first drop is warned once
+//!   (`tracing::warn!`), later ones only counted; the total is reported when the exporter stops;
+//! - invalid record (fails `caribou_model::validate`): dropped at the door, counted, warned once
+//!   with the reason;
+//! - Kestrel refuses a batch with a 4xx other than 429: the batch is dropped and counted, warned
+//!   once with Kestrel's message;
+//! - transport errors, timeouts, 5xx and 429 are retried with backoff; after `max_retries` retries
+//!   the batch is dropped and counted;
+//! - records still unsent when `shutdown`'s timeout passes are dropped and counted.
+//!
+//! Every record keeps the UUIDv7 id it got at log time, so resending a batch (after a timeout
+//! whose request did commit, or from a forked child that inherited the parent's queue) never
+//! stores anything twice: Kestrel dedups by id.
+//!
+//! Control: `flush` and `shutdown` are request/reply over a control channel separate from the
+//! data channel, each bounded by its timeout. `flush` returns when every record enqueued before
+//! the call is settled (acknowledged or dropped), or when its timeout passes; records logged by
+//! other threads meanwhile are not waited for. `shutdown` is `flush` plus stopping the thread; it
+//! is idempotent and also runs (with [`DROP_TIMEOUT`]) when the exporter is dropped.
+
+mod batch;
+mod queue;
+mod transport;
+mod worker;
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use caribou_model::ValidationError;
+use crossbeam_channel::{Sender, TrySendError, bounded};
+
+pub use queue::{FlushReport, Stats};
+pub(crate) use queue::{Queued, TurnKey};
+pub(crate) use transport::{agent, bearer, error_message};
+
+use crate::config::Config;
+use queue::Counters;
+use worker::{Control, WorkerParts};
+
+/// Timeout of the shutdown run by `Drop`.
+pub const DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Control messages waiting at most; `flush`/`shutdown` callers beyond it wait their turn.
+const CONTROL_CAPACITY: usize = 64;
+
+/// A running exporter: the sending side of its queue, and its thread.
+#[derive(Debug)]
+pub(crate) struct Exporter {
+    data: Sender<Box<Queued>>,
+    control: Sender<Control>,
+    counters: Arc<Counters>,
+    queue_capacity: usize,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    final_report: OnceLock<FlushReport>,
+}
+
+impl Exporter {
+    /// Starts the thread. Fails only if the config has no endpoint or the OS refuses a thread.
+    pub fn start(config: &Config) -> io::Result<Exporter> {
+        let endpoint = config
+            .endpoint
+            .as_deref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no Kestrel endpoint configured"))?;
+        let (data_tx, data_rx) = bounded(config.queue_capacity.max(1));
+        let (control_tx, control_rx) = bounded(CONTROL_CAPACITY);
+        let counters = Arc::new(Counters::default());
+        let parts = WorkerParts {
+            data: data_rx,
+            control: control_rx,
+            counters: counters.clone(),
+            transport: transport::Transport::new(config, endpoint),
+            max_batch_records: config.max_batch_records,
+            flush_interval: config.flush_interval,
+            max_retries: config.max_retries,
+        };
+        let thread = std::thread::Builder::new()
+            .name("caribou-exporter".to_owned())
+            .spawn(move || worker::run(parts))?;
+        Ok(Exporter {
+            data: data_tx,
+            control: control_tx,
+            counters,
+            queue_capacity: config.queue_capacity,
+            thread: Mutex::new(Some(thread)),
+            final_report: OnceLock::new(),
+        })
+    }
+
+    /// Queues a record; never blocks. A full queue drops it (counted, warned once).
+    #[inline]
+    pub fn enqueue(&self, record: Box<Queued>) {
+        match self.data.try_send(record) {
+            Ok(()) => {
+                self.counters.enqueued.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(TrySendError::Full(_)) => {
+                self.counters.full.fetch_add(1, Ordering::Relaxed);
+                if Counters::first(&self.counters.warned_full) {
+                    tracing::warn!(
+                        capacity = self.queue_capacity,
+                        "caribou: exporter queue full; dropping records (counted, total reported at shutdown)"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.closed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts a record refused by validation (warned once, with the reason).
+    pub fn count_invalid(&self, error: &ValidationError) {
+        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+        if Counters::first(&self.counters.warned_invalid) {
+            tracing::warn!(error = %error, "caribou: dropping an invalid record (further ones are counted, not logged)");
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.counters.stats()
+    }
+
+    /// Waits until every record enqueued before the call is settled, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> FlushReport {
+        let deadline = Instant::now() + timeout;
+        let target = self.counters.enqueued.load(Ordering::Acquire);
+        if self.counters.settled() < target && self.final_report.get().is_none() {
+            let (reply, answer) = bounded(1);
+            if self.control.send_deadline(Control::Flush { target, reply }, deadline).is_ok() {
+                // Answered when done, or when the thread stops; either way the counters say.
+                let _ = answer.recv_deadline(deadline);
+            }
+        }
+        self.counters.report(self.counters.settled() < target)
+    }
+
+    /// Sends what it can within `timeout`, drops the rest (counted) and stops the thread.
+    /// Idempotent: later calls return the first call's report.
+    pub fn shutdown(&self, timeout: Duration) -> FlushReport {
+        if let Some(report) = self.final_report.get() {
+            return *report;
+        }
+        let deadline = Instant::now() + timeout;
+        let (reply, answer) = bounded(1);
+        let answered = self.control.send_deadline(Control::Shutdown { deadline, reply }, deadline).is_ok()
+            && answer.recv_deadline(deadline).is_ok();
+        if answered {
+            // The thread has answered and is returning: joining is quick.
+            let handle = self.thread.lock().map_or_else(|p| p.into_inner().take(), |mut t| t.take());
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+        }
+        let report = self.counters.report(!answered);
+        *self.final_report.get_or_init(|| report)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.shutdown(DROP_TIMEOUT);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! What travels from the agent's threads to the exporter thread, and the counters both sides share.
+//!
+//! An item record is queued as built on the agent's thread: its id, its timestamp, a shared
+//! pointer to its trace and turn, and the item moved in. Turning it into JSON happens on the
+//! exporter thread. The rarer records (trace open/close, status, error, metadata, tags) travel as
+//! ready model [`Record`]s.
+//!
+//! Counters only grow. `enqueued` counts records accepted by the queue; every one of them ends as
+//! exactly one of `sent` (acknowledged by Kestrel), `rejected` (refused with a 4xx) or `abandoned`
+//! (retries exhausted, or still unsent when the exporter stopped). So `sent + rejected + abandoned`
+//! catching up with a value of `enqueued` means every record queued before that moment is settled,
+//! which is what `flush` waits for. Records refused at the door (`full`, `invalid`, `closed`) were
+//! never enqueued.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use caribou_model::{Item, Record};
+use uuid::Uuid;
+
+/// The trace and turn an item belongs to, shared by all items of one `trace_run` turn.
+#[derive(Debug)]
+pub struct TurnKey {
+    pub trace_id: String,
+    pub turn_id: Uuid,
+    /// Whether `trace_id` passed validation at open time; items of an invalid trace are refused
+    /// (one bad record would make Kestrel refuse the whole batch around it).
+    pub valid: bool,
+}
+
+/// One queued record.
+#[derive(Debug)]
+pub enum Queued {
+    Item { id: Uuid, ts: i64, turn: Arc<TurnKey>, item: Item },
+    Record(Record),
+}
+
+/// The exporter's counters: cumulative since this exporter started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub enqueued: AtomicU64,
+    pub sent: AtomicU64,
+    pub rejected: AtomicU64,
+    pub abandoned: AtomicU64,
+    pub full: AtomicU64,
+    pub invalid: AtomicU64,
+    pub closed: AtomicU64,
+    pub failed_batches: AtomicU64,
+    pub warned_full: AtomicBool,
+    pub warned_invalid: AtomicBool,
+    pub warned_rejected: AtomicBool,
+    pub warned_abandoned: AtomicBool,
+    pub warned_unreachable: AtomicBool,
+}
+
+impl Counters {
+    /// Enqueued records that reached an end (sent, rejected or abandoned).
+    pub fn settled(&self) -> u64 {
+        // `sent` last: a reader that sees a settled count never sees it shrink later.
+        self.rejected.load(Ordering::Acquire)
+            + self.abandoned.load(Ordering::Acquire)
+            + self.sent.load(Ordering::Acquire)
+    }
+
+    /// Every record dropped, for whatever reason.
+    pub fn dropped(&self) -> u64 {
+        self.rejected.load(Ordering::Acquire)
+            + self.abandoned.load(Ordering::Acquire)
+            + self.full.load(Ordering::Relaxed)
+            + self.invalid.load(Ordering::Relaxed)
+            + self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Enqueued records not settled yet.
+    pub fn pending(&self) -> u64 {
+        let enqueued = self.enqueued.load(Ordering::Acquire);
+        enqueued.saturating_sub(self.settled())
+    }
+
+    /// A snapshot for callers.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            enqueued: self.enqueued.load(Ordering::Acquire),
+            sent: self.sent.load(Ordering::Acquire),
+            dropped: self.dropped(),
+            pending: self.pending(),
+            failed_batches: self.failed_batches.load(Ordering::Acquire),
+            dropped_queue_full: self.full.load(Ordering::Relaxed),
+            dropped_invalid: self.invalid.load(Ordering::Relaxed),
+            dropped_rejected: self.rejected.load(Ordering::Acquire),
+            dropped_unsent: self.abandoned.load(Ordering::Acquire) + self.closed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn report(&self, timed_out: bool) -> FlushReport {
+        FlushReport {
+            sent: self.sent.load(Ordering::Acquire),
+            dropped: self.dropped(),
+            pending: self.pending(),
+            timed_out,
+        }
+    }
+
+    /// Sets a warn-once flag; true the first time only.
+    pub fn first(flag: &AtomicBool) -> bool {
+        !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// What `flush` and `shutdown` report. Counts are cumulative since the exporter started (the
+/// last `configure`, or the first log after a fork): `sent` acknowledged by Kestrel, `dropped` for
+/// any reason (queue full, invalid, refused by Kestrel, retries exhausted, unsent at shutdown),
+/// `pending` queued or in flight when the call returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    pub sent: u64,
+    pub dropped: u64,
+    pub pending: u64,
+    /// The call's timeout passed before every record logged before the call was settled.
+    pub timed_out: bool,
+}
+
+/// Cumulative counters of the current exporter (since the last `configure`).
+///
+/// `dropped` = `dropped_queue_full + dropped_invalid + dropped_rejected + dropped_unsent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records accepted by the queue.
+    pub enqueued: u64,
+    /// Records acknowledged by Kestrel.
+    pub sent: u64,
+    /// Records dropped for any reason.
+    pub dropped: u64,
+    /// Records queued or in flight.
+    pub pending: u64,
+    /// Batches given up (refused with a 4xx, or retries exhausted).
+    pub failed_batches: u64,
+    /// Refused at log time: the queue was full.
+    pub dropped_queue_full: u64,
+    /// Refused at log time: the record failed validation.
+    pub dropped_invalid: u64,
+    /// Refused by Kestrel with a 4xx (not 429).
+    pub dropped_rejected: u64,
+    /// Retries exhausted, still unsent when the exporter stopped, or logged after it stopped.
+    pub dropped_unsent: u64,
+}

@@ -1,0 +1,228 @@
+//! One turn of a trace: [`TraceHandle`] opens it, logs into it and closes it.
+//!
+//! Every call builds a record on the calling thread (a fresh UUIDv7 id and the current time,
+//! made once: retries resend the same id) and queues it; nothing here blocks, fails or panics.
+//! With no endpoint configured, or after `shutdown`, every call is a no-op.
+//!
+//! Records are validated before they are queued (`caribou_model::validate`, the same rules Kestrel
+//! applies); an invalid one is dropped, counted and warned once, so it never makes Kestrel refuse
+//! the batch it would have travelled in. An item whose trace id is invalid is dropped likewise.
+//!
+//! Where a trace is filed: `run_id` and `project` come from the options, else from the config.
+//! With neither, the trace goes to the project `default` (Kestrel needs one of them).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use caribou_model::validate::{Limits, check_item, check_name, check_ts};
+use caribou_model::{
+    ErrorRecord, Item, JsonMap, MetadataRecord, Phase, Record, RolloutStatus, StatusRecord, TagsRecord, TraceClose,
+    TraceOpen,
+};
+
+use crate::exporter::{Queued, TurnKey};
+use crate::global::{enqueue_record, with_exporter};
+use crate::ids::{new_id_and_ts, new_trace_id};
+
+/// Project of traces that name neither a run nor a project.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// How to open a turn. Unset fields come from the config.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// `None`: a new `trc_<uuidv7>`. An existing id adds a turn to that trace (multi-turn).
+    pub trace_id: Option<String>,
+    pub datapoint_id: Option<String>,
+    pub phase: Option<Phase>,
+    pub model_name: Option<String>,
+    pub run_id: Option<String>,
+    pub step: Option<i64>,
+    pub project: Option<String>,
+    /// Merged into the trace's metadata.
+    pub metadata: JsonMap,
+}
+
+/// An open turn of a trace. Cheap to clone (one `Arc`); `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct TraceHandle {
+    inner: Arc<TraceInner>,
+}
+
+#[derive(Debug)]
+struct TraceInner {
+    key: Arc<TurnKey>,
+    /// The last `set_status`, encoded by [`encode`]; 0 when none.
+    last_status: AtomicU8,
+    closed: AtomicBool,
+}
+
+impl TraceHandle {
+    /// Opens a turn and queues its `trace_open`. Never fails, never blocks.
+    pub fn open(opts: TraceOptions) -> TraceHandle {
+        let config = crate::global::current_config();
+        let trace_id = opts.trace_id.unwrap_or_else(new_trace_id);
+        let valid = check_name("trace_id", &trace_id, Limits::DEFAULT.max_id_len).is_ok();
+        let (id, ts) = new_id_and_ts();
+        let turn_id = new_id_and_ts().0;
+        let handle = TraceHandle {
+            inner: Arc::new(TraceInner {
+                key: Arc::new(TurnKey { trace_id: trace_id.clone(), turn_id, valid }),
+                last_status: AtomicU8::new(0),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        if config.enabled() {
+            let run_id = opts.run_id.or_else(|| config.run_id.clone());
+            let mut project = opts.project.or_else(|| config.project.clone());
+            if run_id.is_none() && project.is_none() {
+                project = Some(DEFAULT_PROJECT.to_owned());
+            }
+            enqueue_record(Record::TraceOpen(TraceOpen {
+                id,
+                trace_id,
+                ts,
+                turn_id,
+                project,
+                run_id,
+                phase: Some(opts.phase.unwrap_or(config.phase)),
+                step: opts.step.or(config.step),
+                datapoint_id: opts.datapoint_id,
+                model_name: opts.model_name,
+                metadata: (!opts.metadata.is_empty()).then_some(opts.metadata),
+            }));
+        }
+        handle
+    }
+
+    pub fn trace_id(&self) -> &str {
+        &self.inner.key.trace_id
+    }
+
+    /// The id of this turn (one `trace_run` block).
+    pub fn turn_id(&self) -> uuid::Uuid {
+        self.inner.key.turn_id
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues an item. The hot path: an id, a timestamp, one allocation, one `try_send`.
+    pub fn log(&self, item: Item) {
+        let key = &self.inner.key;
+        with_exporter(move |exporter| {
+            let (id, ts) = new_id_and_ts();
+            let checked = if key.valid {
+                check_ts("ts", ts).and_then(|()| check_item(&item, &Limits::DEFAULT))
+            } else {
+                check_name("trace_id", &key.trace_id, Limits::DEFAULT.max_id_len)
+            };
+            match checked {
+                Ok(()) => exporter.enqueue(Box::new(Queued::Item { id, ts, turn: key.clone(), item })),
+                Err(e) => exporter.count_invalid(&e),
+            }
+        });
+    }
+
+    /// Sets the trace's status (the newest wins); also the status `close` uses by default.
+    pub fn set_status(&self, status: RolloutStatus) {
+        self.inner.last_status.store(encode(status), Ordering::Release);
+        let (id, ts) = new_id_and_ts();
+        self.enqueue(Record::Status(StatusRecord { id, trace_id: self.trace_id().to_owned(), ts, status }));
+    }
+
+    /// Records an error message (and traceback) on the trace. Does not change the status.
+    pub fn set_error(&self, message: String, traceback: Option<String>) {
+        let (id, ts) = new_id_and_ts();
+        self.enqueue(Record::Error(ErrorRecord { id, trace_id: self.trace_id().to_owned(), ts, message, traceback }));
+    }
+
+    /// Merges keys into the trace's metadata (top-level keys replace).
+    pub fn add_meta(&self, metadata: JsonMap) {
+        if metadata.is_empty() {
+            return;
+        }
+        let (id, ts) = new_id_and_ts();
+        self.enqueue(Record::Metadata(MetadataRecord { id, trace_id: self.trace_id().to_owned(), ts, metadata }));
+    }
+
+    /// Adds tags to the trace's tag set (sent in chunks that fit Kestrel's per-record limit).
+    pub fn add_tags(&self, tags: Vec<String>) {
+        let chunk = Limits::DEFAULT.max_tags_per_record;
+        let mut tags = tags;
+        while !tags.is_empty() {
+            let rest = tags.split_off(tags.len().min(chunk));
+            let (id, ts) = new_id_and_ts();
+            self.enqueue(Record::Tags(TagsRecord { id, trace_id: self.trace_id().to_owned(), ts, tags }));
+            tags = rest;
+        }
+    }
+
+    /// Ends the turn with `status`, else the last `set_status`, else `COMPLETED`. Idempotent: only
+    /// the first call sends anything.
+    pub fn close(&self, status: Option<RolloutStatus>) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let status = status
+            .or_else(|| decode(self.inner.last_status.load(Ordering::Acquire)))
+            .unwrap_or(RolloutStatus::Completed);
+        let (id, ts) = new_id_and_ts();
+        self.enqueue(Record::TraceClose(TraceClose {
+            id,
+            trace_id: self.trace_id().to_owned(),
+            ts,
+            turn_id: self.turn_id(),
+            status: Some(status),
+        }));
+    }
+
+    /// The status `close(None)` would use now.
+    pub fn pending_status(&self) -> RolloutStatus {
+        decode(self.inner.last_status.load(Ordering::Acquire)).unwrap_or(RolloutStatus::Completed)
+    }
+
+    fn enqueue(&self, record: Record) {
+        // `check_record` (in `enqueue_record`) also refuses a bad trace id.
+        enqueue_record(record);
+    }
+}
+
+fn encode(status: RolloutStatus) -> u8 {
+    RolloutStatus::ALL.iter().position(|s| *s == status).map_or(0, |i| u8::try_from(i + 1).unwrap_or(0))
+}
+
+fn decode(code: u8) -> Option<RolloutStatus> {
+    usize::from(code).checked_sub(1).and_then(|i| RolloutStatus::ALL.get(i)).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_encode_and_decode() {
+        assert_eq!(decode(0), None);
+        for status in RolloutStatus::ALL {
+            assert_eq!(decode(encode(status)), Some(status));
+        }
+    }
+
+    #[test]
+    fn a_disabled_sdk_still_hands_out_ids() {
+        // No global configure in this test: whatever the global state, handles work and never panic.
+        let handle = TraceHandle::open(TraceOptions { trace_id: Some("trc_given".into()), ..Default::default() });
+        assert_eq!(handle.trace_id(), "trc_given");
+        handle.log(Item::Message(caribou_model::Message { role: "user".into(), ..Default::default() }));
+        assert_eq!(handle.pending_status(), RolloutStatus::Completed);
+        handle.set_status(RolloutStatus::Truncated);
+        assert_eq!(handle.pending_status(), RolloutStatus::Truncated);
+        assert!(!handle.is_closed());
+        handle.close(None);
+        handle.close(Some(RolloutStatus::Error));
+        assert!(handle.is_closed());
+        let fresh = TraceHandle::open(TraceOptions::default());
+        assert!(fresh.trace_id().starts_with("trc_"));
+        assert_ne!(fresh.turn_id(), handle.turn_id());
+    }
+}

@@ -1,0 +1,101 @@
+//! Opening connections and migrating the schema.
+//!
+//! Migrations are numbered SQL files in `migrations/`, embedded in the binary and applied in order,
+//! all pending ones inside one transaction; the schema version lives in `PRAGMA user_version`. A
+//! database whose version is newer than [`LATEST_VERSION`] was written by a newer Kestrel and is
+//! refused, never touched.
+//!
+//! Connection settings: WAL (readers never block the writer), `synchronous=FULL` (a commit is on
+//! disk before it returns, so an ack is durable), foreign keys on, a busy timeout for the rare
+//! checkpoint contention.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Result, StoreError};
+
+/// The migrations, in order: `MIGRATIONS[i]` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The schema version this code writes and reads.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const BUSY_TIMEOUT_MS: i64 = 5_000;
+
+pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("{context}: {err}"))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Internal(format!("sqlite: {err}"))
+    }
+}
+
+/// Opens the write connection, creating the file if needed, and migrates the schema.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| internal(&format!("cannot open {}", path.display()), e))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "{} cannot use WAL journaling (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection (after the writer has migrated the schema).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| internal(&format!("cannot open {} for reading", path.display()), e))?;
+    conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+/// The schema version stored in the file.
+pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let current = user_version(conn)?;
+    if current > LATEST_VERSION {
+        return Err(StoreError::Internal(format!(
+            "{} has schema version {current}, but this Kestrel knows versions up to {LATEST_VERSION}: \
+             it was written by a newer Kestrel; upgrade Kestrel to open it (the file was not changed)",
+            path.display()
+        )));
+    }
+    if current == LATEST_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = (current..LATEST_VERSION).try_for_each(|v| -> Result<()> {
+        let sql = usize::try_from(v)
+            .ok()
+            .and_then(|i| MIGRATIONS.get(i))
+            .ok_or_else(|| StoreError::Internal(format!("no migration for version {v}")))?;
+        conn.execute_batch(sql)
+            .map_err(|e| internal(&format!("migration to version {}", v + 1), e))?;
+        // PRAGMA takes no bound parameters; the value is our own integer, never user text.
+        conn.execute_batch(&format!("PRAGMA user_version = {}", v + 1))?;
+        Ok(())
+    });
+    match applied {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

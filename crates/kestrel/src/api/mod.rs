@@ -1,0 +1,165 @@
+//! The JSON API under `/api/v1`: one module per resource, and the extractors they share.
+//!
+//! Handlers never use axum's `Json`/`Query`/`Path` rejections (plain-text bodies): they take
+//! [`ApiJson`], [`ApiQuery`] and [`ApiPath`], whose rejections are [`ApiError`]s with JSON bodies.
+//! Path parameters are checked with the model's name rules (not empty, bounded, no control
+//! characters) before they reach the store.
+
+pub mod datapoints;
+pub mod ingest;
+pub mod projects;
+pub mod runs;
+pub mod traces;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use caribou_model::Limits;
+use caribou_model::validate::check_name;
+use kestrel_store::{PageRequest, Store};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::decode::{self, BodyLimits};
+use crate::error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: BodyLimits,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bodies larger than this are parsed on the blocking pool, so a 64 MiB batch does not stall an
+/// async worker for a few hundred milliseconds.
+const INLINE_PARSE_BYTES: usize = 256 << 10;
+
+/// A JSON body: content type, encoding and size checked by [`decode`], errors as JSON.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T> FromRequest<AppState> for ApiJson<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = decode::read_body(&parts.headers, body, state.limits).await?;
+        let value = if bytes.len() <= INLINE_PARSE_BYTES {
+            decode::parse_json(&bytes)?
+        } else {
+            tokio::task::spawn_blocking(move || decode::parse_json(&bytes))
+                .await
+                .map_err(|e| ApiError::Internal(format!("json parse task failed: {e}")))??
+        };
+        Ok(ApiJson(value))
+    }
+}
+
+/// A query string parsed strictly (unknown parameters refused).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        decode::parse_query(parts.uri.query()).map(ApiQuery)
+    }
+}
+
+/// Path parameters, with a JSON error when they cannot be decoded.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|r| ApiError::bad_request(format!("bad path parameter: {}", r.body_text())))
+    }
+}
+
+/// `?limit=&cursor=` of lists other than traces.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn into_request(self) -> Result<PageRequest, ApiError> {
+        check_limit(self.limit)?;
+        Ok(PageRequest {
+            limit: self.limit,
+            cursor: self.cursor,
+        })
+    }
+}
+
+/// Page sizes are 1..=1000.
+pub fn check_limit(limit: Option<u32>) -> Result<(), ApiError> {
+    match limit {
+        Some(n) if !(1..=1000).contains(&n) => Err(ApiError::bad_request(format!(
+            "invalid query parameter `limit`: {n} is out of range; use 1..=1000 (default 50)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A project name from a path or body.
+pub fn check_project(field: &str, name: &str) -> Result<(), ApiError> {
+    check_name(field, name, Limits::DEFAULT.max_name_len).map_err(Into::into)
+}
+
+/// A run, trace or datapoint id from a path or body.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    check_name(field, id, Limits::DEFAULT.max_id_len).map_err(Into::into)
+}
+
+/// A step number from a path.
+pub fn parse_step(text: &str) -> Result<i64, ApiError> {
+    match text.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "bad path parameter `step`: {text:?} is not a step; use an integer >= 0"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_and_limits() {
+        assert_eq!(parse_step("12").unwrap(), 12);
+        assert!(parse_step("-1").is_err());
+        assert!(parse_step("x").unwrap_err().to_string().contains("\"x\""));
+        assert!(check_limit(Some(0)).is_err());
+        assert!(check_limit(Some(1000)).is_ok());
+    }
+}

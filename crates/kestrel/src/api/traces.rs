@@ -1,0 +1,116 @@
+//! Traces: `GET /api/v1/traces` (filters in the query, see [`TraceFilter`]),
+//! `GET /api/v1/projects/{name}/traces`, `GET /api/v1/runs/{run_id}/traces` (the same filters,
+//! scoped by the path), `GET /api/v1/traces/{trace_id}` (detail with turns and items) and
+//! `POST /api/v1/traces/{trace_id}/grades` (grading after the fact).
+//!
+//! A scope given in the path must not be contradicted by the query (`/projects/a/traces?project=b`
+//! is a 400), so a client never reads traces of another scope than the one it asked for.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use caribou_model::api::{AddGrade, Page, StoredItem, TraceDetail, TraceFilter, TraceSummary};
+use caribou_model::{GradeValue, Limits};
+
+use crate::api::projects::require_project;
+use crate::api::runs::require_run;
+use crate::api::{ApiJson, ApiPath, ApiQuery, AppState, check_id, check_limit, check_project};
+use crate::error::ApiError;
+
+fn check_filter(filter: &TraceFilter) -> Result<(), ApiError> {
+    check_limit(filter.limit)?;
+    if let Some(p) = &filter.project {
+        check_project("project", p)?;
+    }
+    if let Some(r) = &filter.run_id {
+        check_id("run_id", r)?;
+    }
+    if let Some(d) = &filter.datapoint_id {
+        check_id("datapoint_id", d)?;
+    }
+    if let Some(step) = filter.step
+        && step < 0
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid query parameter `step`: must be >= 0, got {step}"
+        )));
+    }
+    Ok(())
+}
+
+/// Puts the path's scope into the filter, refusing a query that names another one.
+fn scope(slot: &mut Option<String>, param: &str, value: &str) -> Result<(), ApiError> {
+    match slot {
+        Some(given) if given != value => Err(ApiError::bad_request(format!(
+            "query parameter `{param}`={given:?} contradicts the path ({value:?}); leave it out"
+        ))),
+        _ => {
+            *slot = Some(value.to_owned());
+            Ok(())
+        }
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(filter): ApiQuery<TraceFilter>,
+) -> Result<Json<Page<TraceSummary>>, ApiError> {
+    check_filter(&filter)?;
+    Ok(Json(state.store.list_traces(&filter).await?))
+}
+
+pub async fn list_for_project(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(mut filter): ApiQuery<TraceFilter>,
+) -> Result<Json<Page<TraceSummary>>, ApiError> {
+    scope(&mut filter.project, "project", &name)?;
+    check_filter(&filter)?;
+    require_project(&state, &name).await?;
+    Ok(Json(state.store.list_traces(&filter).await?))
+}
+
+pub async fn list_for_run(
+    State(state): State<AppState>,
+    ApiPath(run_id): ApiPath<String>,
+    ApiQuery(mut filter): ApiQuery<TraceFilter>,
+) -> Result<Json<Page<TraceSummary>>, ApiError> {
+    scope(&mut filter.run_id, "run_id", &run_id)?;
+    check_filter(&filter)?;
+    require_run(&state, &run_id).await?;
+    Ok(Json(state.store.list_traces(&filter).await?))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(trace_id): ApiPath<String>,
+) -> Result<Json<TraceDetail>, ApiError> {
+    check_id("trace_id", &trace_id)?;
+    state
+        .store
+        .get_trace(&trace_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
+}
+
+pub async fn add_grade(
+    State(state): State<AppState>,
+    ApiPath(trace_id): ApiPath<String>,
+    ApiJson(grade): ApiJson<AddGrade>,
+) -> Result<(StatusCode, Json<StoredItem>), ApiError> {
+    check_id("trace_id", &trace_id)?;
+    let max = Limits::DEFAULT.max_name_len;
+    caribou_model::validate::check_name("name", &grade.name, max)?;
+    match &grade.value {
+        GradeValue::Number(x) if !x.is_finite() => {
+            return Err(ApiError::bad_request(format!(
+                "value: must be a finite number, got {x}"
+            )));
+        }
+        GradeValue::Label(s) => caribou_model::validate::check_name("value", s, max)?,
+        _ => {}
+    }
+    let item = state.store.add_grade(&trace_id, grade).await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}

@@ -1,0 +1,272 @@
+//! Kestrel's settings: read once, at start, into [`ServeConfig`].
+//!
+//! Precedence: command-line flag > environment variable > config file > default. Clap resolves the
+//! first two (each flag declares its variable from [`env`]); this module adds the file and the
+//! defaults. The config file is TOML with `deny_unknown_fields`: a misspelt key stops the start with
+//! a message naming it, instead of being silently ignored.
+//!
+//! Every environment variable Kestrel reads is in [`ENV_VARS`]; nothing else calls `std::env::var`
+//! (clap reads them for us).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+use crate::decode::BodyLimits;
+
+/// Names of the environment variables.
+pub mod env {
+    pub const ADDR: &str = "KESTREL_ADDR";
+    pub const DATA_DIR: &str = "KESTREL_DATA_DIR";
+    pub const API_KEY: &str = "KESTREL_API_KEY";
+    pub const API_KEYS_FILE: &str = "KESTREL_API_KEYS_FILE";
+    pub const ALLOW_OPEN: &str = "KESTREL_ALLOW_OPEN";
+    pub const MAX_BODY_BYTES: &str = "KESTREL_MAX_BODY_BYTES";
+    pub const MAX_DECOMPRESSED_BYTES: &str = "KESTREL_MAX_DECOMPRESSED_BYTES";
+    pub const CONFIG: &str = "KESTREL_CONFIG";
+    pub const LOG: &str = "KESTREL_LOG";
+}
+
+/// Every environment variable, with its flag and meaning.
+pub const ENV_VARS: &[(&str, &str, &str)] = &[
+    (env::ADDR, "--addr", "listen address (127.0.0.1:8750)"),
+    (env::DATA_DIR, "--data-dir", "data folder"),
+    (env::API_KEY, "--api-key", "one API key (Bearer token)"),
+    (
+        env::API_KEYS_FILE,
+        "--api-keys-file",
+        "file of API keys, one a line",
+    ),
+    (
+        env::ALLOW_OPEN,
+        "--allow-open",
+        "allow non-loopback, no key",
+    ),
+    (
+        env::MAX_BODY_BYTES,
+        "--max-body-bytes",
+        "max body on the wire (16MiB)",
+    ),
+    (
+        env::MAX_DECOMPRESSED_BYTES,
+        "--max-decompressed-bytes",
+        "max body inflated (64MiB)",
+    ),
+    (env::CONFIG, "--config", "TOML config file"),
+    (env::LOG, "--log", "log filter (info)"),
+];
+
+/// The "Environment variables" section of `kestrel serve --help`.
+pub fn env_help() -> String {
+    let mut text = String::from("Environment variables (flag > env > config file > default):\n");
+    for (name, flag, meaning) in ENV_VARS {
+        text.push_str(&format!("  {name:<31} {flag:<25} {meaning}\n"));
+    }
+    text
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8750";
+pub const DEFAULT_LOG: &str = "info";
+
+/// The config file. Every key is optional and has the name of its flag (with `_`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub api_key: Option<String>,
+    pub api_keys_file: Option<PathBuf>,
+    pub allow_open: Option<bool>,
+    pub max_body_bytes: Option<ByteSize>,
+    pub max_decompressed_bytes: Option<ByteSize>,
+    pub log: Option<String>,
+}
+
+/// A size in a config file: a number of bytes or a string with a unit (`"16MiB"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    fn resolve(&self, key: &str) -> anyhow::Result<u64> {
+        match self {
+            ByteSize::Bytes(n) => Ok(*n),
+            ByteSize::Text(s) => parse_size(s).with_context(|| format!("config file key `{key}`")),
+        }
+    }
+}
+
+/// Everything `kestrel serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub api_key: Option<String>,
+    pub api_keys_file: Option<PathBuf>,
+    pub allow_open: bool,
+    pub limits: BodyLimits,
+    pub log: String,
+}
+
+impl ServeConfig {
+    /// Merges flags and environment (already in `args`), the config file and the defaults.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let addr_text = args
+            .addr
+            .clone()
+            .or(file.addr)
+            .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        let addr: SocketAddr = addr_text.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "--addr / {}: {addr_text:?} is not an address like 127.0.0.1:8750 ({e})",
+                env::ADDR
+            )
+        })?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let max_body_bytes = match &args.max_body_bytes {
+            Some(s) => parse_size(s)
+                .with_context(|| format!("--max-body-bytes / {}", env::MAX_BODY_BYTES))?,
+            None => match &file.max_body_bytes {
+                Some(b) => b.resolve("max_body_bytes")?,
+                None => BodyLimits::DEFAULT.max_body_bytes,
+            },
+        };
+        let max_decompressed_bytes = match &args.max_decompressed_bytes {
+            Some(s) => parse_size(s).with_context(|| {
+                format!("--max-decompressed-bytes / {}", env::MAX_DECOMPRESSED_BYTES)
+            })?,
+            None => match &file.max_decompressed_bytes {
+                Some(b) => b.resolve("max_decompressed_bytes")?,
+                None => BodyLimits::DEFAULT.max_decompressed_bytes,
+            },
+        };
+        if max_body_bytes == 0 || max_decompressed_bytes == 0 {
+            bail!("body size limits must be > 0");
+        }
+        Ok(ServeConfig {
+            addr,
+            data_dir,
+            api_key: args.api_key.clone().or(file.api_key),
+            api_keys_file: args.api_keys_file.clone().or(file.api_keys_file),
+            allow_open: args.allow_open.or(file.allow_open).unwrap_or(false),
+            limits: BodyLimits {
+                max_body_bytes,
+                max_decompressed_bytes,
+            },
+            log: args
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| DEFAULT_LOG.to_owned()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    // toml's messages name the unknown key, list the known ones and show the line.
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+/// `dirs::data_local_dir()/kestrel`, or `./kestrel-data` where there is no such folder.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_local_dir().map_or_else(|| PathBuf::from("kestrel-data"), |d| d.join("kestrel"))
+}
+
+/// Parses `1048576`, `512KiB`, `16MiB`, `1GiB`, `10MB` (decimal), case-insensitive.
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "{text:?} is not a size; write a number of bytes or e.g. 16MiB, 512KiB, 1GiB"
+        )
+    })?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            bail!("unknown size unit {other:?} in {text:?}; use B, KiB, MiB, GiB, KB, MB or GB")
+        }
+    };
+    n.checked_mul(factor)
+        .with_context(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("2 kb").unwrap(), 2000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn precedence_is_flag_then_file_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kestrel.toml");
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:9000\"\nmax_body_bytes = \"1MiB\"\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            addr: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let cfg = ServeConfig::resolve(&args).unwrap();
+        assert_eq!(cfg.addr.port(), 9001);
+        assert_eq!(cfg.limits.max_body_bytes, 1 << 20);
+        assert_eq!(cfg.limits.max_decompressed_bytes, 64 << 20);
+        assert_eq!(cfg.log, "debug");
+        assert!(!cfg.allow_open);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kestrel.toml");
+        std::fs::write(&path, "adr = \"127.0.0.1:9000\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let e = format!("{:#}", ServeConfig::resolve(&args).unwrap_err());
+        assert!(e.contains("adr"), "{e}");
+    }
+
+    #[test]
+    fn every_env_var_is_listed_once() {
+        let mut names: Vec<_> = ENV_VARS.iter().map(|(n, _, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ENV_VARS.len());
+    }
+}

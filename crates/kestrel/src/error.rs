@@ -1,0 +1,192 @@
+//! Every error the HTTP API answers with, and the one place that maps them to status codes.
+//!
+//! Invariants:
+//! - Every error response has the body `{"error": {"code", "message"}}` ([`ErrorBody`]).
+//! - A client mistake is a 4xx whose message says what to fix; it is logged at debug level only.
+//! - A 5xx never carries its detail to the client (it may name files, SQL or internals): the detail
+//!   is logged at error level and the client reads "internal error, see server log".
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use caribou_model::ValidationError;
+use caribou_model::api::{ErrorBody, ErrorDetail};
+use kestrel_store::StoreError;
+
+/// What the API answers when something goes wrong. The `String` is the message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or invalid (bad JSON, bad field, bad query or path parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No API key, or a wrong one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No such route or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The body (compressed or decompressed) is over a configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Wrong `Content-Type` or unsupported `Content-Encoding`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Our fault. The detail is logged, never sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The stable, machine-readable codes of [`ApiError`]: the only place that knows the HTTP status
+/// of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError::BadRequest(msg.into())
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        ApiError::NotFound(msg.into())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The message a client may see.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "internal error, see server log".to_owned(),
+            ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::UnsupportedMediaType(m) => m.clone(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
+            StoreError::Internal(m) => ApiError::Internal(format!("store: {m}")),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(code = code.as_str(), error = %self, "request refused");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.as_str().to_owned(),
+                message: self.public_message(),
+            },
+        };
+        let mut response = (code.status(), axum::Json(body)).into_response();
+        if code == ErrorCode::Unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn internal_detail_is_never_sent() {
+        let response = ApiError::Internal("disk /secret/path full".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.error.code, "internal");
+        assert_eq!(body.error.message, "internal error, see server log");
+    }
+
+    #[test]
+    fn store_errors_map_to_client_codes() {
+        assert_eq!(
+            ApiError::from(StoreError::NotFound("x".into()))
+                .code()
+                .status(),
+            404
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Invalid("x".into()))
+                .code()
+                .status(),
+            400
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Internal("x".into()))
+                .code()
+                .status(),
+            500
+        );
+    }
+}

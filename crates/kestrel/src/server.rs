@@ -1,0 +1,198 @@
+//! The HTTP server: routes, shared state, start and graceful shutdown.
+//!
+//! Invariants:
+//! - Every answer, including unknown routes (404) and wrong methods (405), is JSON.
+//! - With no API key configured the server listens on loopback only, unless `allow_open` is set:
+//!   an unauthenticated server is never exposed by accident.
+//! - On SIGINT/SIGTERM the listener stops accepting, in-flight requests finish (up to
+//!   [`SHUTDOWN_GRACE`]), then the store is closed, so every acknowledged batch is on disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{Method, Uri, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use kestrel_store::{SqliteConfig, SqliteStore, Store};
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::auth::{self, ApiKeys};
+use crate::config::{ServeConfig, env};
+use crate::error::ApiError;
+
+/// How long in-flight requests may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The hand-written OpenAPI 3.1 document of this API.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// Builds the whole application: routes, JSON fallbacks and the auth layer.
+pub fn router(state: AppState, keys: ApiKeys) -> Router {
+    let v1 = Router::new()
+        .route("/ingest", post(api::ingest::ingest))
+        .route("/openapi.json", get(openapi))
+        .route(
+            "/projects",
+            get(api::projects::list).post(api::projects::create),
+        )
+        .route("/projects/{name}", get(api::projects::get))
+        .route(
+            "/projects/{name}/datapoints",
+            get(api::datapoints::list_for_project).post(api::datapoints::add_to_project),
+        )
+        .route(
+            "/projects/{name}/datapoints/{id}",
+            get(api::datapoints::get_in_project),
+        )
+        .route(
+            "/projects/{name}/traces",
+            get(api::traces::list_for_project),
+        )
+        .route("/runs", get(api::runs::list).post(api::runs::create))
+        .route("/runs/{run_id}", get(api::runs::get))
+        .route(
+            "/runs/{run_id}/steps",
+            get(api::runs::list_steps).post(api::runs::create_step),
+        )
+        .route("/runs/{run_id}/steps/{step}", get(api::runs::get_step))
+        .route(
+            "/runs/{run_id}/datapoints",
+            get(api::datapoints::list_for_run).post(api::datapoints::add_to_run),
+        )
+        .route("/runs/{run_id}/traces", get(api::traces::list_for_run))
+        .route("/traces", get(api::traces::list))
+        .route("/traces/{trace_id}", get(api::traces::get))
+        .route("/traces/{trace_id}/grades", post(api::traces::add_grade));
+    Router::new()
+        .route(auth::OPEN_PATH, get(healthz))
+        .nest("/api/v1", v1)
+        .fallback(not_found)
+        // Must come after the routes: it applies to the method routers registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            keys,
+            auth::require_key,
+        ))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; the API lives under /api/v1, see /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}; see /api/v1/openapi.json for the methods of each path",
+        uri.path()
+    ))
+}
+
+/// Refuses to expose an unauthenticated server beyond this machine.
+pub fn check_exposure(config: &ServeConfig, keys: &ApiKeys) -> anyhow::Result<()> {
+    if keys.is_enabled() || config.addr.ip().is_loopback() || config.allow_open {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} without an API key: anyone who can reach it could read and write \
+         all traces. Set {} (or --api-keys-file), listen on 127.0.0.1, or pass --allow-open \
+         ({}=1) if this network is trusted",
+        config.addr,
+        env::API_KEY,
+        env::ALLOW_OPEN
+    )
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let keys = ApiKeys::load(config.api_key.as_deref(), config.api_keys_file.as_deref())?;
+    check_exposure(&config, &keys)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    let store = SqliteStore::open(SqliteConfig::new(config.data_dir.clone()))
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr().unwrap_or(config.addr);
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        auth = keys.is_enabled(),
+        api_keys = keys.count(),
+        "kestrel listening"
+    );
+
+    let state = AppState {
+        store: Arc::clone(&store),
+        limits: config.limits,
+    };
+    let app = router(state, keys);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let mut server_task = tokio::spawn(async move { server.await });
+
+    let outcome = tokio::select! {
+        joined = &mut server_task => Some(joined),
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server_task).await {
+                Ok(joined) => Some(joined),
+                Err(_) => {
+                    tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "requests still running after the grace period; closing anyway");
+                    server_task.abort();
+                    None
+                }
+            }
+        }
+    };
+    let served = match outcome {
+        Some(Ok(result)) => result.context("the HTTP server failed"),
+        Some(Err(join)) => Err(anyhow::anyhow!("the HTTP server task failed: {join}")),
+        None => Ok(()),
+    };
+    store.close().await.context("closing the store failed")?;
+    tracing::info!("kestrel stopped");
+    served
+}
+
+/// Resolves on the first SIGINT or SIGTERM, with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
+    }
+}
