@@ -184,7 +184,11 @@ pub struct TraceSummary {
     pub cost_usd: f64,
     pub messages: u64,
     pub tool_calls: u64,
+    /// Items logged (`item_count` on the wire: the detail's `items` is the list itself).
+    #[serde(rename = "item_count")]
     pub items: u64,
+    /// Turns (`turn_count` on the wire: the detail's `turns` is the list itself).
+    #[serde(rename = "turn_count")]
     pub turns: u64,
     pub tags: Vec<String>,
     pub metadata: JsonMap,

@@ -220,28 +220,43 @@ impl PyKestrelClient {
     /// `phase`, `step`, `status`, `datapoint_id`, `sort`, `limit`, `cursor`.
     #[pyo3(signature = (**filters))]
     fn list_traces<'py>(&self, py: Python<'py>, filters: Option<&Bound<'py, PyDict>>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let mut map = serde_json::Map::new();
-        if let Some(filters) = filters {
-            for (k, v) in filters.iter() {
-                if v.is_none() {
-                    continue;
-                }
-                let key = k.cast::<PyString>().map(py_str).unwrap_or_else(|_| str_of(&k));
-                let value = match v.cast::<PyRolloutStatus>() {
-                    Ok(s) => Value::String(caribou_model::RolloutStatus::from(*s.get()).as_str().to_owned()),
-                    Err(_) => to_json(&v),
-                };
-                map.insert(key, value);
-            }
-        }
-        let filter: TraceFilter = serde_json::from_value(Value::Object(map))
-            .map_err(|e| PyTypeError::new_err(format!("list_traces(): {e}")))?;
+        let filter = trace_filter("list_traces", filters)?;
         self.call(py, move |c| c.list_traces(&filter))?.map(|p| serde_to_py(py, &p)).transpose()
+    }
+
+    /// Traces matching a search-language query (`status:error tag:premium_tier "timed out"`),
+    /// with the same filters as `list_traces`; a page as `list_traces` answers.
+    #[pyo3(signature = (query, **filters))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let filter = trace_filter("search", filters)?;
+        self.call(py, move |c| c.search(&query, &filter))?.map(|p| serde_to_py(py, &p)).transpose()
     }
 
     fn __repr__(&self) -> String {
         format!("KestrelClient(enabled={})", if self.inner.enabled() { "True" } else { "False" })
     }
+}
+
+/// Keyword filters as a `TraceFilter` (unknown keys and bad values are a `TypeError` naming them).
+fn trace_filter(call: &str, filters: Option<&Bound<'_, PyDict>>) -> PyResult<TraceFilter> {
+    let mut map = serde_json::Map::new();
+    for (k, v) in filters.into_iter().flat_map(|f| f.iter()) {
+        if v.is_none() {
+            continue;
+        }
+        let key = k.cast::<PyString>().map(py_str).unwrap_or_else(|_| str_of(&k));
+        let value = match v.cast::<PyRolloutStatus>() {
+            Ok(s) => Value::String(caribou_model::RolloutStatus::from(*s.get()).as_str().to_owned()),
+            Err(_) => to_json(&v),
+        };
+        map.insert(key, value);
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| PyTypeError::new_err(format!("{call}(): {e}")))
 }
 
 /// A datapoint from a dict (or any object `to_json` turns into one); a non-text id is `str(id)`.

@@ -167,6 +167,10 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("dropped", s.dropped)?;
     d.set_item("pending", s.pending)?;
     d.set_item("failed_batches", s.failed_batches)?;
+    d.set_item("dropped_queue_full", s.dropped_queue_full)?;
+    d.set_item("dropped_invalid", s.dropped_invalid)?;
+    d.set_item("dropped_rejected", s.dropped_rejected)?;
+    d.set_item("dropped_unsent", s.dropped_unsent)?;
     for (name, n) in warn::counts() {
         d.set_item(name, n)?;
     }

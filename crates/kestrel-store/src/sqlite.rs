@@ -150,7 +150,7 @@ fn closed() -> StoreError {
 impl Store for SqliteStore {
     async fn ingest(&self, batch: Batch) -> Result<IngestResponse> {
         let weight = batch.records.len();
-        self.write(weight, move |conn| ingest::ingest(conn, &batch))
+        self.write(weight, move |conn| ingest::ingest(conn, batch))
             .await
     }
 

@@ -3,11 +3,14 @@
 //!
 //! Limits and invariants:
 //! - A body is read frame by frame and refused (413) as soon as it passes `max_body_bytes`; a
-//!   `Content-Length` over the limit is refused before any byte is read.
+//!   `Content-Length` over the limit is refused without buffering. The rest of an oversized body
+//!   is read and discarded (at most 64 MiB, 5 s) before answering, so the client reads the 413
+//!   instead of a reset connection.
 //! - `Content-Encoding: gzip` and `zstd` are decompressed here, streaming, into a buffer capped at
 //!   `max_decompressed_bytes`: a zip bomb costs at most that much memory and answers 413.
-//! - A body must be UTF-8 JSON (`Content-Type: application/json` or `*/*+json`; a missing type is
-//!   taken as JSON). Errors name the line, column and field path (`records[3].item.role`).
+//! - A body must be UTF-8 JSON (`Content-Type: application/json` or `application/*+json`; a
+//!   missing type is taken as JSON). Errors name the line, column and field path
+//!   (`records[3].item.role`).
 //! - Query strings are parsed strictly: an unknown parameter is a 400 naming it.
 
 use std::io::Read;
@@ -41,7 +44,7 @@ pub fn human_bytes(n: u64) -> String {
     for (size, unit) in UNITS {
         if n >= size {
             let value = n as f64 / size as f64;
-            let shown = if n % size == 0 {
+            let shown = if n.is_multiple_of(size) {
                 format!("{}", n / size)
             } else {
                 format!("{value:.1}")

@@ -1,7 +1,8 @@
 //! The HTTP server: routes, shared state, start and graceful shutdown.
 //!
 //! Invariants:
-//! - Every answer, including unknown routes (404) and wrong methods (405), is JSON.
+//! - Every answer, including unknown routes (404), wrong methods (405) and a handler that
+//!   panicked (500), is JSON.
 //! - With no API key configured the server listens on loopback only, unless `allow_open` is set:
 //!   an unauthenticated server is never exposed by accident.
 //! - On SIGINT/SIGTERM the listener stops accepting, in-flight requests finish (up to
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, Uri, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kestrel_store::{SqliteConfig, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -76,7 +77,22 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             keys,
             auth::require_key,
         ))
+        .layer(axum::middleware::from_fn(contain_panics))
         .with_state(state)
+}
+
+/// Runs each request as its own task so that a bug that panics answers a JSON 500 (and is
+/// logged) instead of dropping the connection. A request also runs to its end when its client
+/// goes away, so a batch being committed is never cut in half from this side.
+async fn contain_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            ApiError::Internal(format!("handler of {method} {path} failed: {e}")).into_response()
+        }
+    }
 }
 
 async fn healthz() -> impl IntoResponse {

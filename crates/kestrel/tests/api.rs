@@ -298,8 +298,8 @@ fn a_training_run_end_to_end() {
     assert_eq!(filtered["data"][0]["trace_id"], "trc_rollout_1");
     assert_eq!(
         (
-            filtered["data"][0]["items"].clone(),
-            filtered["data"][0]["turns"].clone()
+            filtered["data"][0]["item_count"].clone(),
+            filtered["data"][0]["turn_count"].clone()
         ),
         (json!(5), json!(1))
     );
@@ -458,7 +458,7 @@ fn multi_turn_traces() {
     assert_eq!(turn_ids[3], json!(turn2.turn_id.to_string()));
     let listed = server.get("/api/v1/traces?project=chat").expect(200);
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
-    assert_eq!(listed["data"][0]["turns"], 2);
+    assert_eq!(listed["data"][0]["turn_count"], 2);
 }
 
 #[test]
@@ -553,4 +553,49 @@ fn data_survives_a_restart() {
         log.contains("kestrel listening") && log.contains(data.to_str().unwrap_or("?")),
         "{log}"
     );
+}
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    use std::io::Read;
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &[], &[]);
+    let trace = TraceBuilder::new("trc_in_flight")
+        .open("shutdown", Phase::Prod, None, None)
+        .message("user", "sent while the server stops", 1, 0, 0.0)
+        .close(RolloutStatus::Completed);
+    let body = serde_json::to_vec(&trace.batch()).expect("json");
+    let addr = server.base.trim_start_matches("http://").to_owned();
+
+    // Half the request, then SIGTERM, then the rest: the answer must still be a committed 200.
+    let mut stream = TcpStream::connect(&addr).expect("connect");
+    let head = format!(
+        "POST /api/v1/ingest HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream
+        .write_all(&body[..body.len() / 2])
+        .expect("write half");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.terminate();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stream
+        .write_all(&body[body.len() / 2..])
+        .expect("write rest");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""accepted":3"#), "{answer}");
+    assert!(server.wait_exit().success());
+
+    let server = Server::start_in(&data, &[], &[]);
+    assert_eq!(
+        server.get("/api/v1/traces/trc_in_flight").expect(200)["messages"],
+        1
+    );
+    assert!(server.log().contains("kestrel listening"));
 }

@@ -296,3 +296,46 @@ fn serve_help_lists_every_flag_and_variable() {
         );
     }
 }
+
+#[test]
+fn without_data_dir_the_local_data_folder_is_used() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = kestrel()
+        .arg("serve")
+        .env("KESTREL_ADDR", format!("127.0.0.1:{port}"))
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("share"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let agent = common::agent();
+    let mut created = None;
+    for _ in 0..400 {
+        if let Ok(r) = agent
+            .post(format!("http://127.0.0.1:{port}/api/v1/projects"))
+            .send_json(json!({"name": "where"}))
+            && r.status() == 200
+        {
+            created = Some(r.status().as_u16());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(
+        created,
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = home.path().join("share").join("kestrel");
+    assert!(dir.is_dir(), "no data in {}", dir.display());
+    assert!(std::fs::read_dir(&dir).expect("read dir").count() > 0);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(dir.to_str().expect("path")),
+        "the log names the data dir: {log}"
+    );
+}

@@ -300,6 +300,9 @@ class KestrelClient:
     def list_traces(self, **filters: Any) -> Optional[Dict[str, Any]]:
         """A page ``{"data": [...], "next_cursor": ...}``; filters: ``project``, ``run_id``,
         ``phase``, ``step``, ``status``, ``datapoint_id``, ``sort``, ``limit``, ``cursor``."""
+    def search(self, query: str, **filters: Any) -> Optional[Dict[str, Any]]:
+        """Traces matching a search-language query (``status:error tag:premium_tier "timed
+        out"``), with the filters of ``list_traces``; a page as ``list_traces`` answers."""
 
 def configure(
     run_id: Optional[str] = None,
@@ -355,8 +358,9 @@ def shutdown(timeout: Optional[float] = None) -> FlushReport:
     """Flushes and stops; later logging does nothing. Idempotent; also runs at exit."""
 
 def stats() -> Dict[str, int]:
-    """Counters of this process: ``enqueued``, ``sent``, ``dropped``, ``pending``,
-    ``failed_batches``, and what the Python layer dropped or ignored (``outside_trace_calls``,
+    """Counters of this process's exporter (they restart at ``configure`` and in a forked child):
+    ``enqueued``, ``sent``, ``dropped``, ``pending``, ``failed_batches``, the drops by cause
+    (``dropped_queue_full``, ``dropped_invalid``, ``dropped_rejected``, ``dropped_unsent``), and what the Python layer dropped or ignored (``outside_trace_calls``,
     ``dropped_fields``, ``dropped_items``, ``bad_arguments``)."""
 
 def _bind_context(var: ContextVar[Optional[TraceHandle]]) -> None: ...

@@ -60,6 +60,8 @@ pub(crate) struct Exporter {
     control: Sender<Control>,
     counters: Arc<Counters>,
     queue_capacity: usize,
+    /// Records per wake-up nudge: a full batch.
+    nudge_every: u64,
     thread: Mutex<Option<JoinHandle<()>>>,
     final_report: OnceLock<FlushReport>,
 }
@@ -91,6 +93,7 @@ impl Exporter {
             control: control_tx,
             counters,
             queue_capacity: config.queue_capacity,
+            nudge_every: u64::try_from(config.max_batch_records.max(1)).unwrap_or(u64::MAX),
             thread: Mutex::new(Some(thread)),
             final_report: OnceLock::new(),
         })
@@ -101,7 +104,12 @@ impl Exporter {
     pub fn enqueue(&self, record: Box<Queued>) {
         match self.data.try_send(record) {
             Ok(()) => {
-                self.counters.enqueued.fetch_add(1, Ordering::AcqRel);
+                let n = self.counters.enqueued.fetch_add(1, Ordering::AcqRel) + 1;
+                if n % self.nudge_every == 0 {
+                    // A full batch is waiting: wake the thread now rather than at the interval.
+                    // If the control queue is full, the thread is awake anyway.
+                    let _ = self.control.try_send(Control::Wake);
+                }
             }
             Err(TrySendError::Full(_)) => {
                 self.counters.full.fetch_add(1, Ordering::Relaxed);

@@ -6,7 +6,9 @@
 //! dropped at the door (counted): memory stays bounded by the queue plus two batches.
 //!
 //! A batch is sealed and sent when it is full, when its first record is `flush_interval` old, or at
-//! once while someone waits in `flush`/`shutdown`. Retries back off exponentially with jitter
+//! once while someone waits in `flush`/`shutdown`. The thread blocks on the data channel only when
+//! it holds nothing; otherwise it sleeps until the batch is due, and producers wake it once per
+//! full batch, so logging does not pay a thread wake-up per record. Retries back off exponentially with jitter
 //! (100 ms doubling to 10 s), or wait what `Retry-After` asks; after `max_retries` retries the
 //! batch is abandoned. The thread answers control messages between sends, never during one: a
 //! request is bounded by the transport's timeouts, and callers wait on their reply with their own
@@ -31,6 +33,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(3600);
 /// `()` when done, and the caller waits on it with its own timeout.
 #[derive(Debug)]
 pub enum Control {
+    /// A full batch's worth of records was queued: come and take it.
+    Wake,
     /// Answer once `counters.settled() >= target`.
     Flush { target: u64, reply: Sender<()> },
     /// Send everything, until done or `deadline`; abandon the rest, answer, and exit.
@@ -250,7 +254,12 @@ impl Worker {
         let timeout = wake.map_or(IDLE_WAIT, |w| w.saturating_duration_since(now));
         let no_data = never();
         let no_control = never();
-        let data = if self.data_open && !self.builder.is_full() { &self.parts.data } else { &no_data };
+        // Listen on the data channel only when idle. A receiver blocked on it makes every
+        // `try_send` take the channel's waker lock and wake this thread (a futex call per record);
+        // while a batch fills, the thread sleeps on its timer instead, and producers only nudge it
+        // once per full batch (`Control::Wake`).
+        let idle = self.inflight.is_none() && self.builder.is_empty();
+        let data = if self.data_open && idle { &self.parts.data } else { &no_data };
         let control = if self.control_open { &self.parts.control } else { &no_control };
         select! {
             recv(data) -> msg => match msg {
@@ -273,6 +282,7 @@ impl Worker {
 
     fn control(&mut self, msg: Control) {
         match msg {
+            Control::Wake => {}
             Control::Flush { target, reply } => self.waiters.push((target, reply)),
             Control::Shutdown { deadline, reply } => match &mut self.shutdown {
                 Some((d, replies)) => {

@@ -23,23 +23,30 @@ use super::{chunks, values};
 use crate::Result;
 
 /// Stores a batch; answers how many records were new and how many were seen before.
-pub(crate) fn ingest(conn: &Connection, batch: &Batch) -> Result<IngestResponse> {
+///
+/// Takes the batch by value: its items move into the stored chunks without a copy.
+pub(crate) fn ingest(conn: &Connection, batch: Batch) -> Result<IngestResponse> {
     let mut response = IngestResponse::default();
-    let mut groups: Vec<(&str, Vec<&Record>)> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    // Accepted records grouped by trace, traces in order of first appearance.
+    let mut groups: Vec<(String, Vec<Record>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     {
         let mut dedup = conn.prepare_cached("INSERT OR IGNORE INTO record_ids(id) VALUES (?1)")?;
-        for record in &batch.records {
+        for record in batch.records {
             if dedup.execute([record.id().as_bytes().as_slice()])? == 0 {
                 response.duplicates += 1;
                 continue;
             }
             response.accepted += 1;
-            let trace_id = record.trace_id();
-            let slot = *index.entry(trace_id).or_insert_with(|| {
-                groups.push((trace_id, Vec::new()));
-                groups.len() - 1
-            });
+            let slot = match index.get(record.trace_id()) {
+                Some(slot) => *slot,
+                None => {
+                    let trace_id = record.trace_id().to_owned();
+                    index.insert(trace_id.clone(), groups.len());
+                    groups.push((trace_id, Vec::new()));
+                    groups.len() - 1
+                }
+            };
             if let Some((_, records)) = groups.get_mut(slot) {
                 records.push(record);
             }
@@ -47,7 +54,7 @@ pub(crate) fn ingest(conn: &Connection, batch: &Batch) -> Result<IngestResponse>
     }
     let mut filing = Filing::default();
     for (trace_id, records) in groups {
-        apply_to_trace(conn, &mut filing, trace_id, &records)?;
+        apply_to_trace(conn, &mut filing, &trace_id, records)?;
     }
     Ok(response)
 }
@@ -412,7 +419,7 @@ fn apply_to_trace(
     conn: &Connection,
     filing: &mut Filing,
     trace_id: &str,
-    records: &[&Record],
+    records: Vec<Record>,
 ) -> Result<()> {
     let Some(first_ts) = records.iter().map(|r| r.ts()).min() else {
         return Ok(());
@@ -422,14 +429,14 @@ fn apply_to_trace(
     let mut items = Vec::new();
     for record in records {
         match record {
-            Record::TraceOpen(open) => row.open(conn, filing, open)?,
-            Record::TraceClose(close) => row.close(conn, close)?,
+            Record::TraceOpen(open) => row.open(conn, filing, &open)?,
+            Record::TraceClose(close) => row.close(conn, &close)?,
             Record::Item(r) => {
                 let stored = StoredItem {
                     id: r.id,
                     ts: r.ts,
                     turn_id: r.turn_id,
-                    item: r.item.clone(),
+                    item: r.item,
                 };
                 row.item(conn, &stored)?;
                 items.push(stored);
@@ -484,7 +491,7 @@ pub(crate) fn add_grade(
     };
     ingest(
         conn,
-        &Batch {
+        Batch {
             records: vec![Record::Item(record)],
         },
     )?;

@@ -168,13 +168,24 @@ impl Server {
     }
 
     /// Stops with SIGTERM (a graceful shutdown) and returns how the process exited.
-    pub fn stop(mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+    pub fn stop(self) -> ExitStatus {
+        self.terminate();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        let child = self.child.as_ref().expect("running");
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (up to 20 s) for the process to exit.
+    pub fn wait_exit(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
