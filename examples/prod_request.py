@@ -25,7 +25,7 @@ kestrel = caribou.get_kestrel_client()
 if kestrel.enabled:
     kestrel.get_or_create_project(name=PROJECT_NAME)
 
-TRACE_IDS = []
+TRACE_IDS: list[str] = []
 
 
 # --- Per-request tracing (as on the page) -----------------------------------------------------

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::JsonMap;
 use crate::items::{GradeValue, Item};
 use crate::status::{Phase, RolloutStatus};
-use crate::JsonMap;
 
 /// A page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +116,12 @@ pub struct RunStep {
     pub cost_usd: f64,
     /// Mean duration of the step's rollouts, in milliseconds.
     pub duration_ms_mean: Option<f64>,
+    /// Median duration of the step's ended rollouts, in milliseconds.
+    #[serde(default)]
+    pub duration_ms_p50: Option<f64>,
+    /// 90th percentile of the durations, in milliseconds.
+    #[serde(default)]
+    pub duration_ms_p90: Option<f64>,
 }
 
 /// A datapoint as sent: `{"id": "q1", "input": "2+2?", "expected": "4"}`.
@@ -234,6 +240,11 @@ pub enum TraceSort {
     CostDesc,
     DurationDesc,
     TokensDesc,
+    /// Highest latest grade of the name given as `grade` (default `reward`) first; traces without
+    /// a numeric grade of that name last.
+    GradeDesc,
+    /// Lowest grade first; traces without it last.
+    GradeAsc,
 }
 
 /// Filters of `GET /api/v1/traces` (query string). All are optional and combine with AND.
@@ -246,8 +257,14 @@ pub struct TraceFilter {
     pub step: Option<i64>,
     pub status: Option<RolloutStatus>,
     pub datapoint_id: Option<String>,
+    /// A search-language query (`status:error tag:x "timed out"`), ANDed with the other filters.
+    #[serde(default)]
+    pub q: Option<String>,
     #[serde(default)]
     pub sort: TraceSort,
+    /// The grade name the `grade_desc`/`grade_asc` sorts use; default `reward`.
+    #[serde(default)]
+    pub grade: Option<String>,
     /// 1..=1000; default 50.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -265,4 +282,65 @@ pub struct AddGrade {
     pub grader: Option<String>,
     #[serde(default)]
     pub metadata: Option<JsonMap>,
+}
+
+/// Figures over a set of traces: a search, a time bucket.
+///
+/// Durations are those of traces that have ended (`ended_at - started_at`); quantiles are linear
+/// between closest ranks. Grades take each trace's latest grade of a name, numeric values only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TraceStats {
+    pub traces: u64,
+    /// Traces whose status is `ERROR`.
+    pub errors: u64,
+    /// Traces per status; statuses with no trace are left out.
+    pub status: BTreeMap<RolloutStatus, u64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub duration_ms_mean: Option<f64>,
+    pub duration_ms_p50: Option<f64>,
+    pub duration_ms_p90: Option<f64>,
+    pub duration_ms_p95: Option<f64>,
+    /// Per grade name.
+    pub grades: BTreeMap<String, GradeStats>,
+}
+
+/// One bucket of a time series: traces that started in `[start, start + bucket)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeBucket {
+    /// Microseconds since the Unix epoch.
+    pub start: i64,
+    #[serde(flatten)]
+    pub stats: TraceStats,
+}
+
+/// What `GET /api/v1/projects/{name}/timeseries` answers: every bucket of the range, empty ones
+/// included, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeseries {
+    pub project: String,
+    /// Start of the first bucket (the asked `since` rounded down to a multiple of the bucket).
+    pub since: i64,
+    /// End of the range, exclusive.
+    pub until: i64,
+    /// Bucket width in seconds.
+    pub bucket_seconds: u64,
+    pub buckets: Vec<TimeBucket>,
+}
+
+/// How far the full-text index is behind ingest. Words in messages and tools become searchable
+/// once the chunk holding them is indexed; everything else is searchable as soon as it is acked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SearchIndexStatus {
+    /// Stored item chunks (one per trace per ingest request) not yet in the full-text index.
+    pub unindexed_chunks: u64,
+    /// Items in those chunks.
+    pub unindexed_items: u64,
+}
+
+/// What `GET /api/v1/status` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ServerStatus {
+    pub search_index: SearchIndexStatus,
 }

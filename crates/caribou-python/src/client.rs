@@ -29,10 +29,18 @@ pyo3::create_exception!(
 
 fn to_py_err(py: Python<'_>, e: ClientError) -> PyErr {
     let (status, code, message) = match e {
-        ClientError::Api { status, code, message } => (Some(status), Some(code), message),
+        ClientError::Api {
+            status,
+            code,
+            message,
+        } => (Some(status), Some(code), message),
         ClientError::Transport(m) => (None, Some("transport".to_owned()), m),
         ClientError::Decode(m) => (None, Some("decode".to_owned()), m),
-        ClientError::Disabled => (None, Some("disabled".to_owned()), "the Kestrel client is disabled".to_owned()),
+        ClientError::Disabled => (
+            None,
+            Some("disabled".to_owned()),
+            "the Kestrel client is disabled".to_owned(),
+        ),
     };
     let err = KestrelError::new_err(message);
     let value = err.value(py);
@@ -107,7 +115,12 @@ impl PyRun {
         serde_to_py(py, &self.inner)
     }
     fn __repr__(&self) -> String {
-        format!("Run(id={:?}, project={:?}, phase={:?})", self.inner.id, self.inner.project, self.inner.phase.as_str())
+        format!(
+            "Run(id={:?}, project={:?}, phase={:?})",
+            self.inner.id,
+            self.inner.project,
+            self.inner.phase.as_str()
+        )
     }
 }
 
@@ -121,7 +134,9 @@ pub struct PyKestrelClient {
 /// A client for the Kestrel of the current configuration (`configure()` or the environment).
 #[pyfunction]
 pub fn get_kestrel_client() -> PyKestrelClient {
-    PyKestrelClient { inner: KestrelClient::from_config(&caribou::current_config()) }
+    PyKestrelClient {
+        inner: KestrelClient::from_config(&caribou::current_config()),
+    }
 }
 
 impl PyKestrelClient {
@@ -152,7 +167,9 @@ impl PyKestrelClient {
 
     /// Creates the project, or returns it when it exists.
     fn get_or_create_project(&self, py: Python<'_>, name: String) -> PyResult<Option<PyProject>> {
-        Ok(self.call(py, |c| c.get_or_create_project(&name))?.map(|inner| PyProject { inner }))
+        Ok(self
+            .call(py, |c| c.get_or_create_project(&name))?
+            .map(|inner| PyProject { inner }))
     }
 
     /// Creates an eval or training run; Kestrel issues its id (`run.id`).
@@ -168,60 +185,114 @@ impl PyKestrelClient {
         let phase = phase_of(phase).map_err(PyValueError::new_err)?;
         let config = match config.filter(|c| !c.is_none()) {
             None => None,
-            Some(c) => Some(
-                to_json_map(c)
-                    .ok_or_else(|| PyTypeError::new_err(format!("config must be a dict, got {}", type_name(c))))?,
-            ),
+            Some(c) => Some(to_json_map(c).ok_or_else(|| {
+                PyTypeError::new_err(format!("config must be a dict, got {}", type_name(c)))
+            })?),
         };
-        let req = CreateRun { project, phase, name, config };
-        Ok(self.call(py, move |c| c.create_run(req))?.map(|inner| PyRun { inner }))
+        let req = CreateRun {
+            project,
+            phase,
+            name,
+            config,
+        };
+        Ok(self
+            .call(py, move |c| c.create_run(req))?
+            .map(|inner| PyRun { inner }))
     }
 
     /// A run by id.
     fn get_run(&self, py: Python<'_>, run_id: String) -> PyResult<Option<PyRun>> {
-        Ok(self.call(py, |c| c.get_run(&run_id))?.map(|inner| PyRun { inner }))
+        Ok(self
+            .call(py, |c| c.get_run(&run_id))?
+            .map(|inner| PyRun { inner }))
     }
 
     /// Registers training step `step` of a run (idempotent); returns the step's figures.
-    fn create_run_step<'py>(&self, py: Python<'py>, run_id: String, step: i64) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py, |c| c.create_run_step(&run_id, step))?.map(|s| serde_to_py(py, &s)).transpose()
+    fn create_run_step<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: String,
+        step: i64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.call(py, |c| c.create_run_step(&run_id, step))?
+            .map(|s| serde_to_py(py, &s))
+            .transpose()
     }
 
     /// The steps of a run with their figures: `rollouts`, `status` (count per status), `grades`
     /// (per name: `count`, `mean`, `min`, `max`, `p50`, `p90`), tokens, `cost_usd`,
     /// `duration_ms_mean`.
-    fn get_run_steps<'py>(&self, py: Python<'py>, run_id: String) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py, |c| c.get_run_steps(&run_id))?.map(|s| serde_to_py(py, &s)).transpose()
+    fn get_run_steps<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: String,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.call(py, |c| c.get_run_steps(&run_id))?
+            .map(|s| serde_to_py(py, &s))
+            .transpose()
     }
 
     /// Adds datapoints (`{"id", "input", "expected", "metadata"}` dicts) to a run's project;
     /// returns how many were stored.
-    fn add_datapoints(&self, py: Python<'_>, run_id: String, datapoints: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+    fn add_datapoints(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        datapoints: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<u64>> {
         let mut parsed = Vec::new();
         for (i, dp) in datapoints.try_iter()?.enumerate() {
-            parsed.push(datapoint(&dp?).map_err(|e| PyValueError::new_err(format!("datapoints[{i}]: {e}")))?);
+            parsed.push(
+                datapoint(&dp?)
+                    .map_err(|e| PyValueError::new_err(format!("datapoints[{i}]: {e}")))?,
+            );
         }
         self.call(py, move |c| c.add_datapoints(&run_id, parsed))
     }
 
     /// Adds a grade to a finished trace (grading after the fact); returns the stored item.
-    fn grade<'py>(&self, py: Python<'py>, trace_id: String, grade: PyRef<'_, PyGrade>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn grade<'py>(
+        &self,
+        py: Python<'py>,
+        trace_id: String,
+        grade: PyRef<'_, PyGrade>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let g = grade.inner.clone();
-        let req = AddGrade { name: g.name, value: g.value, comment: g.comment, grader: g.grader, metadata: g.metadata };
-        self.call(py, move |c| c.grade(&trace_id, req))?.map(|s| serde_to_py(py, &s)).transpose()
+        let req = AddGrade {
+            name: g.name,
+            value: g.value,
+            comment: g.comment,
+            grader: g.grader,
+            metadata: g.metadata,
+        };
+        self.call(py, move |c| c.grade(&trace_id, req))?
+            .map(|s| serde_to_py(py, &s))
+            .transpose()
     }
 
     /// One trace with its turns and items, as a dict.
-    fn get_trace<'py>(&self, py: Python<'py>, trace_id: String) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py, |c| c.get_trace(&trace_id))?.map(|t| serde_to_py(py, &t)).transpose()
+    fn get_trace<'py>(
+        &self,
+        py: Python<'py>,
+        trace_id: String,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.call(py, |c| c.get_trace(&trace_id))?
+            .map(|t| serde_to_py(py, &t))
+            .transpose()
     }
 
     /// A page of traces: `{"data": [...], "next_cursor": ...}`. Filters: `project`, `run_id`,
     /// `phase`, `step`, `status`, `datapoint_id`, `sort`, `limit`, `cursor`.
     #[pyo3(signature = (**filters))]
-    fn list_traces<'py>(&self, py: Python<'py>, filters: Option<&Bound<'py, PyDict>>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn list_traces<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let filter = trace_filter("list_traces", filters)?;
-        self.call(py, move |c| c.list_traces(&filter))?.map(|p| serde_to_py(py, &p)).transpose()
+        self.call(py, move |c| c.list_traces(&filter))?
+            .map(|p| serde_to_py(py, &p))
+            .transpose()
     }
 
     /// Traces matching a search-language query (`status:error tag:premium_tier "timed out"`),
@@ -234,11 +305,20 @@ impl PyKestrelClient {
         filters: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let filter = trace_filter("search", filters)?;
-        self.call(py, move |c| c.search(&query, &filter))?.map(|p| serde_to_py(py, &p)).transpose()
+        self.call(py, move |c| c.search(&query, &filter))?
+            .map(|p| serde_to_py(py, &p))
+            .transpose()
     }
 
     fn __repr__(&self) -> String {
-        format!("KestrelClient(enabled={})", if self.inner.enabled() { "True" } else { "False" })
+        format!(
+            "KestrelClient(enabled={})",
+            if self.inner.enabled() {
+                "True"
+            } else {
+                "False"
+            }
+        )
     }
 }
 
@@ -249,21 +329,32 @@ fn trace_filter(call: &str, filters: Option<&Bound<'_, PyDict>>) -> PyResult<Tra
         if v.is_none() {
             continue;
         }
-        let key = k.cast::<PyString>().map(py_str).unwrap_or_else(|_| str_of(&k));
+        let key = k
+            .cast::<PyString>()
+            .map(py_str)
+            .unwrap_or_else(|_| str_of(&k));
         let value = match v.cast::<PyRolloutStatus>() {
-            Ok(s) => Value::String(caribou_model::RolloutStatus::from(*s.get()).as_str().to_owned()),
+            Ok(s) => Value::String(
+                caribou_model::RolloutStatus::from(*s.get())
+                    .as_str()
+                    .to_owned(),
+            ),
             Err(_) => to_json(&v),
         };
         map.insert(key, value);
     }
-    serde_json::from_value(Value::Object(map)).map_err(|e| PyTypeError::new_err(format!("{call}(): {e}")))
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| PyTypeError::new_err(format!("{call}(): {e}")))
 }
 
 /// A datapoint from a dict (or any object `to_json` turns into one); a non-text id is `str(id)`.
 fn datapoint(dp: &Bound<'_, PyAny>) -> Result<NewDatapoint, String> {
     let mut value = to_json(dp);
     let Value::Object(map) = &mut value else {
-        return Err(format!("expected a dict with \"id\", got {}", type_name(dp)));
+        return Err(format!(
+            "expected a dict with \"id\", got {}",
+            type_name(dp)
+        ));
     };
     if let Some(id) = map.get_mut("id")
         && !id.is_string()

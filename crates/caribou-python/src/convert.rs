@@ -126,7 +126,9 @@ fn convert_other(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<Value> {
         let dumped = match obj.call_method(intern!(py, "model_dump"), (), Some(&kwargs)) {
             Ok(v) => v,
             // Not pydantic v2 after all (no `mode`): the plain call.
-            Err(e) if e.is_instance_of::<PyTypeError>(py) => obj.call_method0(intern!(py, "model_dump"))?,
+            Err(e) if e.is_instance_of::<PyTypeError>(py) => {
+                obj.call_method0(intern!(py, "model_dump"))?
+            }
             Err(e) => return Err(e),
         };
         return Ok(convert(&dumped, depth + 1));
@@ -136,13 +138,20 @@ fn convert_other(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<Value> {
         return Ok(convert(&dumped, depth + 1));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Value::String(String::from_utf8_lossy(b.as_bytes()).into_owned()));
+        return Ok(Value::String(
+            String::from_utf8_lossy(b.as_bytes()).into_owned(),
+        ));
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
-        return Ok(Value::String(String::from_utf8_lossy(&b.to_vec()).into_owned()));
+        return Ok(Value::String(
+            String::from_utf8_lossy(&b.to_vec()).into_owned(),
+        ));
     }
     if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
-        let items: Vec<Value> = obj.try_iter()?.map(|v| v.map(|v| convert(&v, depth + 1))).collect::<PyResult<_>>()?;
+        let items: Vec<Value> = obj
+            .try_iter()?
+            .map(|v| v.map(|v| convert(&v, depth + 1)))
+            .collect::<PyResult<_>>()?;
         return Ok(Value::Array(items));
     }
     Ok(Value::String(str_of(obj)))
@@ -187,7 +196,9 @@ fn float_to_json(x: f64) -> Value {
 fn asdict(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static ASDICT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     ASDICT
-        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("dataclasses")?.getattr("asdict")?.unbind()))
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("dataclasses")?.getattr("asdict")?.unbind())
+        })
         .map(|f| f.bind(py))
 }
 
@@ -228,8 +239,12 @@ pub fn map_to_py<'py>(py: Python<'py>, map: &Map<String, Value>) -> PyResult<Bou
 }
 
 /// Any serializable answer as Python objects (through its JSON form).
-pub fn serde_to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
-    let json = serde_json::to_value(value)
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("cannot convert the answer: {e}")))?;
+pub fn serde_to_py<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    value: &T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_value(value).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("cannot convert the answer: {e}"))
+    })?;
     to_py(py, &json)
 }

@@ -31,7 +31,12 @@ pub struct PyFlushReport {
 
 impl From<FlushReport> for PyFlushReport {
     fn from(r: FlushReport) -> Self {
-        PyFlushReport { sent: r.sent, dropped: r.dropped, pending: r.pending, timed_out: r.timed_out }
+        PyFlushReport {
+            sent: r.sent,
+            dropped: r.dropped,
+            pending: r.pending,
+            timed_out: r.timed_out,
+        }
     }
 }
 
@@ -99,7 +104,8 @@ pub fn configure(
 fn apply_tuning(config: &mut Config, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
     let secs = |v: &Bound<'_, PyAny>| -> PyResult<Duration> {
         let s: f64 = v.extract()?;
-        Duration::try_from_secs_f64(s).map_err(|_| PyValueError::new_err(format!("{key} must be >= 0 seconds, got {s}")))
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| PyValueError::new_err(format!("{key} must be >= 0 seconds, got {s}")))
     };
     match key {
         "queue_capacity" => config.queue_capacity = v.extract()?,
@@ -120,8 +126,9 @@ fn apply_tuning(config: &mut Config, key: &str, v: &Bound<'_, PyAny>) -> PyResul
 fn timeout_of(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
         .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| PyValueError::new_err(format!("timeout must be a number of seconds >= 0, got {s}")))
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                PyValueError::new_err(format!("timeout must be a number of seconds >= 0, got {s}"))
+            })
         })
         .transpose()
 }

@@ -68,11 +68,19 @@ impl PyMessage {
     }
     #[getter]
     fn content<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.content.as_ref().map(|v| to_py(py, v)).transpose()
+        self.inner
+            .content
+            .as_ref()
+            .map(|v| to_py(py, v))
+            .transpose()
     }
     #[getter]
     fn tool_calls<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.tool_calls.as_ref().map(|v| to_py(py, v)).transpose()
+        self.inner
+            .tool_calls
+            .as_ref()
+            .map(|v| to_py(py, v))
+            .transpose()
     }
     #[getter]
     fn tool_call_id(&self) -> Option<&str> {
@@ -104,7 +112,11 @@ impl PyMessage {
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.metadata.as_ref().map(|m| map_to_py(py, m).map(Bound::into_any)).transpose()
+        self.inner
+            .metadata
+            .as_ref()
+            .map(|m| map_to_py(py, m).map(Bound::into_any))
+            .transpose()
     }
 
     /// The item as sent to Kestrel (with `"type": "message"`).
@@ -161,7 +173,11 @@ impl PyToolExecution {
     }
     #[getter]
     fn arguments<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.arguments.as_ref().map(|v| to_py(py, v)).transpose()
+        self.inner
+            .arguments
+            .as_ref()
+            .map(|v| to_py(py, v))
+            .transpose()
     }
     #[getter]
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -195,7 +211,11 @@ fn error_text(e: &Bound<'_, PyAny>) -> String {
     if e.is_instance_of::<pyo3::exceptions::PyBaseException>() {
         let text = str_of(e);
         let name = type_name(e);
-        if text.is_empty() { name } else { format!("{name}: {text}") }
+        if text.is_empty() {
+            name
+        } else {
+            format!("{name}: {text}")
+        }
     } else {
         str_of(e)
     }
@@ -300,7 +320,11 @@ impl PyGrade {
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.metadata.as_ref().map(|m| map_to_py(py, m).map(Bound::into_any)).transpose()
+        self.inner
+            .metadata
+            .as_ref()
+            .map(|m| map_to_py(py, m).map(Bound::into_any))
+            .transpose()
     }
 
     /// The item as sent to Kestrel (with `"type": "grade"`).

@@ -90,13 +90,15 @@ impl PyTraceHandle {
     /// Idempotent: later calls do nothing.
     #[pyo3(signature = (status=None))]
     fn close(&self, py: Python<'_>, status: Option<&Bound<'_, PyAny>>) {
-        let status = status.filter(|s| !s.is_none()).and_then(|s| match status_of(s) {
-            Ok(st) => Some(st),
-            Err(e) => {
-                warn_once(py, Warn::BadArgument, || format!("close(): {e}; ignored"));
-                None
-            }
-        });
+        let status = status
+            .filter(|s| !s.is_none())
+            .and_then(|s| match status_of(s) {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    warn_once(py, Warn::BadArgument, || format!("close(): {e}; ignored"));
+                    None
+                }
+            });
         self.inner.close(status);
     }
 
@@ -160,6 +162,9 @@ pub fn add_tags(py: Python<'_>, tags: &Bound<'_, PyTuple>) {
 }
 
 fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
+    if !caribou::is_enabled() {
+        return; // a no-op: not even the copy of the item
+    }
     let Some(item) = item_of(item) else {
         warn_once(py, Warn::BadItem, || {
             format!(
@@ -171,7 +176,9 @@ fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
     };
     // The core validates again and counts the drop; this check is what tells the Python user.
     if let Err(e) = check_item(&item, &Limits::DEFAULT) {
-        warn_once(py, Warn::BadItem, || format!("an invalid {} was dropped: {e}", item.kind()));
+        warn_once(py, Warn::BadItem, || {
+            format!("an invalid {} was dropped: {e}", item.kind())
+        });
     }
     h.log(item);
 }
@@ -179,7 +186,9 @@ fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
 fn set_status_on(py: Python<'_>, h: &TraceHandle, status: &Bound<'_, PyAny>) {
     match status_of(status) {
         Ok(st) => h.set_status(st),
-        Err(e) => warn_once(py, Warn::BadArgument, || format!("set_status(): {e}; ignored")),
+        Err(e) => warn_once(py, Warn::BadArgument, || {
+            format!("set_status(): {e}; ignored")
+        }),
     }
 }
 
@@ -187,7 +196,11 @@ fn set_error_on(h: &TraceHandle, message: &Bound<'_, PyAny>, traceback: Option<&
     let message = if message.is_instance_of::<pyo3::exceptions::PyBaseException>() {
         let text = str_of(message);
         let name = type_name(message);
-        if text.is_empty() { name } else { format!("{name}: {text}") }
+        if text.is_empty() {
+            name
+        } else {
+            format!("{name}: {text}")
+        }
     } else {
         str_of(message)
     };
@@ -222,26 +235,44 @@ fn add_tags_on(h: &TraceHandle, tags: &Bound<'_, PyTuple>) {
 }
 
 /// The keys of a `trace_run` meta that are not metadata.
-const KNOWN_KEYS: [&str; 9] =
-    ["datapoint_id", "phase", "model_name", "trace_id", "run_id", "step", "project", "metadata", "tags"];
+const KNOWN_KEYS: [&str; 9] = [
+    "datapoint_id",
+    "phase",
+    "model_name",
+    "trace_id",
+    "run_id",
+    "step",
+    "project",
+    "metadata",
+    "tags",
+];
 
 /// Opens a turn of a trace from a `trace_run` meta dict (see `caribou.trace_run` for the keys).
 /// Never raises: a value it cannot use is ignored with a warning.
 #[pyfunction]
 #[pyo3(signature = (meta=None))]
 pub fn open_trace(py: Python<'_>, meta: Option<&Bound<'_, PyAny>>) -> PyTraceHandle {
-    let meta = meta.filter(|m| !m.is_none()).and_then(|m| match m.cast::<PyDict>() {
-        Ok(d) => Some(d.clone()),
-        Err(_) => match py.get_type::<PyDict>().call1((m,)).and_then(|d| Ok(d.cast_into::<PyDict>()?)) {
-            Ok(d) => Some(d),
-            Err(_) => {
-                warn_once_at(py, Warn::BadArgument, 2, || {
-                    format!("trace_run() takes a dict, got {}; it was ignored", type_name(m))
-                });
-                None
-            }
-        },
-    });
+    let meta = meta
+        .filter(|m| !m.is_none())
+        .and_then(|m| match m.cast::<PyDict>() {
+            Ok(d) => Some(d.clone()),
+            Err(_) => match py
+                .get_type::<PyDict>()
+                .call1((m,))
+                .and_then(|d| Ok(d.cast_into::<PyDict>()?))
+            {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    warn_once_at(py, Warn::BadArgument, 2, || {
+                        format!(
+                            "trace_run() takes a dict, got {}; it was ignored",
+                            type_name(m)
+                        )
+                    });
+                    None
+                }
+            },
+        });
     let mut opts = TraceOptions::default();
     let mut tags = Vec::new();
     if let Some(meta) = &meta {
@@ -254,7 +285,12 @@ pub fn open_trace(py: Python<'_>, meta: Option<&Bound<'_, PyAny>>) -> PyTraceHan
     PyTraceHandle { inner: handle }
 }
 
-fn read_meta(py: Python<'_>, meta: &Bound<'_, PyDict>, opts: &mut TraceOptions, tags: &mut Vec<String>) {
+fn read_meta(
+    py: Python<'_>,
+    meta: &Bound<'_, PyDict>,
+    opts: &mut TraceOptions,
+    tags: &mut Vec<String>,
+) {
     let mut metadata = JsonMap::new();
     for (k, v) in meta.iter() {
         let key = match k.cast::<PyString>() {
@@ -276,7 +312,10 @@ fn read_meta(py: Python<'_>, meta: &Bound<'_, PyDict>, opts: &mut TraceOptions, 
             },
             "step" => match v.extract::<i64>() {
                 Ok(s) if !v.is_instance_of::<pyo3::types::PyBool>() => opts.step = Some(s),
-                _ => bad_meta(py, &format!("step must be an int, got {}", truncate(&str_of(&v), 40))),
+                _ => bad_meta(
+                    py,
+                    &format!("step must be an int, got {}", truncate(&str_of(&v), 40)),
+                ),
             },
             "metadata" => match to_json_map(&v) {
                 Some(m) => metadata.extend(m),
@@ -297,5 +336,7 @@ fn read_meta(py: Python<'_>, meta: &Bound<'_, PyDict>, opts: &mut TraceOptions, 
 }
 
 fn bad_meta(py: Python<'_>, e: &str) {
-    warn_once_at(py, Warn::BadArgument, 2, || format!("trace_run(): {e}; the key was ignored"));
+    warn_once_at(py, Warn::BadArgument, 2, || {
+        format!("trace_run(): {e}; the key was ignored")
+    });
 }

@@ -78,6 +78,8 @@ pub fn status_of(v: &Bound<'_, PyAny>) -> Result<RolloutStatus, String> {
 pub fn phase_of(v: &Bound<'_, PyAny>) -> Result<Phase, String> {
     match v.cast::<PyString>() {
         Ok(s) => Phase::from_str(&py_str(s)),
-        Err(_) => Err(format!("phase must be one of \"eval\", \"train\", \"prod\", got {v}")),
+        Err(_) => Err(format!(
+            "phase must be one of \"eval\", \"train\", \"prod\", got {v}"
+        )),
     }
 }

@@ -53,7 +53,12 @@ impl Warn {
         }
     }
 
-    pub const ALL: [Warn; KINDS] = [Warn::OutsideTrace, Warn::BadField, Warn::BadItem, Warn::BadArgument];
+    pub const ALL: [Warn; KINDS] = [
+        Warn::OutsideTrace,
+        Warn::BadField,
+        Warn::BadItem,
+        Warn::BadArgument,
+    ];
 }
 
 static WARNED: [AtomicBool; KINDS] = [const { AtomicBool::new(false) }; KINDS];
@@ -72,7 +77,8 @@ pub fn warn_once_at(py: Python<'_>, kind: Warn, stacklevel: i32, msg: impl FnOnc
     if WARNED[kind.index()].swap(true, Ordering::Relaxed) {
         return;
     }
-    let text = msg() + " (caribou warns once about this; later cases are only counted in caribou.stats())";
+    let text =
+        msg() + " (caribou warns once about this; later cases are only counted in caribou.stats())";
     let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
     let category = py.get_type::<CaribouWarning>();
     if let Err(e) = PyErr::warn(py, category.as_any(), &text, stacklevel) {

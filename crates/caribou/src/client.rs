@@ -6,8 +6,9 @@
 //! (`{"error": {"code", "message"}}`) come back as [`ClientError::Api`] with its message.
 
 use caribou_model::api::{
-    AddDatapoints, AddDatapointsResponse, AddGrade, CreateProject, CreateRun, CreateRunStep, NewDatapoint, Page,
-    Project, Run, RunStep, StoredItem, TraceDetail, TraceFilter, TraceSort, TraceSummary,
+    AddDatapoints, AddDatapointsResponse, AddGrade, CreateProject, CreateRun, CreateRunStep,
+    NewDatapoint, Page, Project, Run, RunStep, StoredItem, TraceDetail, TraceFilter, TraceSort,
+    TraceSummary,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -51,7 +52,12 @@ impl KestrelClient {
 
     /// Returns the project of that name, creating it if needed.
     pub fn get_or_create_project(&self, name: &str) -> Result<Project, ClientError> {
-        self.post("/api/v1/projects", &CreateProject { name: name.to_owned() })
+        self.post(
+            "/api/v1/projects",
+            &CreateProject {
+                name: name.to_owned(),
+            },
+        )
     }
 
     pub fn create_run(&self, req: CreateRun) -> Result<Run, ClientError> {
@@ -64,7 +70,10 @@ impl KestrelClient {
 
     /// Registers a training step (idempotent).
     pub fn create_run_step(&self, run_id: &str, step: i64) -> Result<RunStep, ClientError> {
-        self.post(&format!("/api/v1/runs/{}/steps", encode(run_id)), &CreateRunStep { step })
+        self.post(
+            &format!("/api/v1/runs/{}/steps", encode(run_id)),
+            &CreateRunStep { step },
+        )
     }
 
     /// The run's steps in order, each with its figures.
@@ -75,15 +84,24 @@ impl KestrelClient {
 
     /// Adds (or replaces) datapoints of the run's project and links them to the run; returns how
     /// many were written.
-    pub fn add_datapoints(&self, run_id: &str, datapoints: Vec<NewDatapoint>) -> Result<u64, ClientError> {
-        let answer: AddDatapointsResponse =
-            self.post(&format!("/api/v1/runs/{}/datapoints", encode(run_id)), &AddDatapoints { datapoints })?;
+    pub fn add_datapoints(
+        &self,
+        run_id: &str,
+        datapoints: Vec<NewDatapoint>,
+    ) -> Result<u64, ClientError> {
+        let answer: AddDatapointsResponse = self.post(
+            &format!("/api/v1/runs/{}/datapoints", encode(run_id)),
+            &AddDatapoints { datapoints },
+        )?;
         Ok(answer.written)
     }
 
     /// Grades a trace after the fact.
     pub fn grade(&self, trace_id: &str, grade: AddGrade) -> Result<StoredItem, ClientError> {
-        self.post(&format!("/api/v1/traces/{}/grades", encode(trace_id)), &grade)
+        self.post(
+            &format!("/api/v1/traces/{}/grades", encode(trace_id)),
+            &grade,
+        )
     }
 
     pub fn get_trace(&self, trace_id: &str) -> Result<TraceDetail, ClientError> {
@@ -97,8 +115,15 @@ impl KestrelClient {
 
     /// One page of traces matching a search-language query (`status:error tag:x "timed out"`)
     /// and the filter.
-    pub fn search(&self, query: &str, filter: &TraceFilter) -> Result<Page<TraceSummary>, ClientError> {
-        self.get(&format!("/api/v1/traces{}", query_string(filter, Some(query))))
+    pub fn search(
+        &self,
+        query: &str,
+        filter: &TraceFilter,
+    ) -> Result<Page<TraceSummary>, ClientError> {
+        self.get(&format!(
+            "/api/v1/traces{}",
+            query_string(filter, Some(query))
+        ))
     }
 
     fn inner(&self) -> Result<&Inner, ClientError> {
@@ -114,11 +139,18 @@ impl KestrelClient {
         answer(request.call())
     }
 
-    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let inner = self.inner()?;
-        let json = serde_json::to_vec(body).map_err(|e| ClientError::Decode(format!("cannot encode the request: {e}")))?;
-        let mut request =
-            inner.agent.post(format!("{}{path}", inner.base)).header("Content-Type", "application/json");
+        let json = serde_json::to_vec(body)
+            .map_err(|e| ClientError::Decode(format!("cannot encode the request: {e}")))?;
+        let mut request = inner
+            .agent
+            .post(format!("{}{path}", inner.base))
+            .header("Content-Type", "application/json");
         if let Some(auth) = &inner.auth {
             request = request.header("Authorization", auth);
         }
@@ -126,7 +158,9 @@ impl KestrelClient {
     }
 }
 
-fn answer<T: DeserializeOwned>(sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<T, ClientError> {
+fn answer<T: DeserializeOwned>(
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<T, ClientError> {
     let mut response = sent.map_err(|e| ClientError::Transport(e.to_string()))?;
     let status = response.status().as_u16();
     let body = response
@@ -137,7 +171,11 @@ fn answer<T: DeserializeOwned>(sent: Result<ureq::http::Response<ureq::Body>, ur
         .map_err(|e| ClientError::Transport(e.to_string()))?;
     if !(200..300).contains(&status) {
         let (code, message) = error_message(status, &String::from_utf8_lossy(&body));
-        return Err(ClientError::Api { status, code, message });
+        return Err(ClientError::Api {
+            status,
+            code,
+            message,
+        });
     }
     serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
 }
@@ -159,7 +197,9 @@ fn query_string(filter: &TraceFilter, q: Option<&str>) -> String {
     add("status", filter.status.map(|s| s.as_str().to_owned()));
     add("datapoint_id", filter.datapoint_id.clone());
     if filter.sort != TraceSort::default() {
-        let sort = serde_json::to_value(filter.sort).ok().and_then(|v| v.as_str().map(str::to_owned));
+        let sort = serde_json::to_value(filter.sort)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
         add("sort", sort);
     }
     add("limit", filter.limit.map(|n| n.to_string()));
@@ -167,7 +207,10 @@ fn query_string(filter: &TraceFilter, q: Option<&str>) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    let joined: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
     format!("?{}", joined.join("&"))
 }
 
@@ -223,9 +266,15 @@ mod tests {
 
     #[test]
     fn an_unreachable_kestrel_is_a_transport_error() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let client =
-            KestrelClient::from_config(&Config { endpoint: Some(format!("http://127.0.0.1:{port}")), ..Config::default() });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = KestrelClient::from_config(&Config {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            ..Config::default()
+        });
         let err = client.get_or_create_project("p").unwrap_err();
         assert!(matches!(err, ClientError::Transport(_)), "{err}");
     }

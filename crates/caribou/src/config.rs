@@ -93,20 +93,32 @@ impl Config {
     /// The defaults with variables from `lookup` applied: [`Config::from_env`] without the
     /// process environment, for tests and embedders.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let mut config = Config::default();
-        config.endpoint = get("KESTREL_URL").map(|url| url.trim_end_matches('/').to_owned());
-        config.api_key = get("KESTREL_API_KEY");
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut config = Config {
+            endpoint: get("KESTREL_URL").map(|url| url.trim_end_matches('/').to_owned()),
+            api_key: get("KESTREL_API_KEY"),
+            ..Config::default()
+        };
         if let Some(n) = parse_positive(get("CARIBOU_QUEUE_CAPACITY"), "CARIBOU_QUEUE_CAPACITY") {
             config.queue_capacity = n;
         }
         if let Some(n) = parse_positive(get("CARIBOU_BATCH_RECORDS"), "CARIBOU_BATCH_RECORDS") {
             config.max_batch_records = n;
         }
-        if let Some(ms) = parse_positive(get("CARIBOU_FLUSH_INTERVAL_MS"), "CARIBOU_FLUSH_INTERVAL_MS") {
+        if let Some(ms) = parse_positive(
+            get("CARIBOU_FLUSH_INTERVAL_MS"),
+            "CARIBOU_FLUSH_INTERVAL_MS",
+        ) {
             config.flush_interval = Duration::from_millis(ms);
         }
-        if let Some(ms) = parse_positive(get("CARIBOU_REQUEST_TIMEOUT_MS"), "CARIBOU_REQUEST_TIMEOUT_MS") {
+        if let Some(ms) = parse_positive(
+            get("CARIBOU_REQUEST_TIMEOUT_MS"),
+            "CARIBOU_REQUEST_TIMEOUT_MS",
+        ) {
             config.request_timeout = Duration::from_millis(ms);
         }
         if let Some(raw) = get("CARIBOU_MAX_RETRIES") {
@@ -149,7 +161,10 @@ impl Config {
     }
 }
 
-fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(raw: Option<String>, name: &str) -> Option<T> {
+fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(
+    raw: Option<String>,
+    name: &str,
+) -> Option<T> {
     let raw = raw?;
     match raw.parse::<T>() {
         Ok(n) if n > T::default() => Some(n),
@@ -161,7 +176,12 @@ fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(raw: Option<Strin
 }
 
 fn bad_value(name: &str, raw: &str, expected: &str) {
-    tracing::warn!(variable = name, value = raw, expected, "caribou: ignoring a bad environment value, using the default");
+    tracing::warn!(
+        variable = name,
+        value = raw,
+        expected,
+        "caribou: ignoring a bad environment value, using the default"
+    );
 }
 
 #[cfg(test)]
@@ -170,7 +190,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 

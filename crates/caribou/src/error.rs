@@ -8,7 +8,11 @@ pub enum ClientError {
     Disabled,
     /// Kestrel answered with an error; `message` is its explanation.
     #[error("kestrel answered {status} {code}: {message}")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// No answer: connection refused, timeout, broken connection.
     #[error("cannot reach kestrel: {0}")]
     Transport(String),

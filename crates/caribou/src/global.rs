@@ -49,7 +49,12 @@ struct Global {
 impl Global {
     fn new(config: Arc<Config>, active: bool) -> Global {
         let active = active && config.enabled();
-        Global { config, active, exporter: OnceLock::new(), shut_down: OnceLock::new() }
+        Global {
+            config,
+            active,
+            exporter: OnceLock::new(),
+            shut_down: OnceLock::new(),
+        }
     }
 
     fn exporter(&self) -> Option<&Exporter> {
@@ -124,7 +129,9 @@ pub fn is_enabled() -> bool {
 
 /// The config in force.
 pub fn current_config() -> Arc<Config> {
-    load().as_ref().map_or_else(|| Arc::new(Config::default()), |g| g.config.clone())
+    load()
+        .as_ref()
+        .map_or_else(|| Arc::new(Config::default()), |g| g.config.clone())
 }
 
 /// Returns when every record logged before the call is acknowledged by Kestrel or dropped, or when
@@ -147,7 +154,9 @@ pub fn flush(timeout: Option<Duration>) -> FlushReport {
 pub fn shutdown(timeout: Option<Duration>) -> FlushReport {
     loop {
         let current = GLOBAL.load_full();
-        let Some(global) = current.as_ref() else { return FlushReport::default() };
+        let Some(global) = current.as_ref() else {
+            return FlushReport::default();
+        };
         if let Some((report, _)) = global.shut_down.get() {
             return *report;
         }
@@ -161,7 +170,10 @@ pub fn shutdown(timeout: Option<Duration>) -> FlushReport {
             continue; // someone else replaced it meanwhile: look again
         }
         let (report, stats) = global.started().map_or_else(Default::default, |e| {
-            (e.shutdown(timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT)), e.stats())
+            (
+                e.shutdown(timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT)),
+                e.stats(),
+            )
         });
         return stopped.shut_down.get_or_init(|| (report, stats)).0;
     }
@@ -191,7 +203,9 @@ pub fn after_fork_in_child() {
 /// after [`shutdown`]).
 pub fn stats() -> Stats {
     let guard = GLOBAL.load();
-    let Some(global) = guard.as_ref() else { return Stats::default() };
+    let Some(global) = guard.as_ref() else {
+        return Stats::default();
+    };
     match (global.started(), global.shut_down.get()) {
         (Some(exporter), _) => exporter.stats(),
         (None, Some((_, stats))) => *stats,

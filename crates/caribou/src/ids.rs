@@ -57,7 +57,12 @@ pub fn new_id_and_ts() -> (Uuid, i64) {
     let state = STATE.try_with(|cell| {
         let mut s = cell.get();
         if s.generation != generation {
-            s = IdState { generation, rng: seed(), last_ms: 0, counter: 0 };
+            s = IdState {
+                generation,
+                rng: seed(),
+                last_ms: 0,
+                counter: 0,
+            };
         }
         if ms > s.last_ms {
             s.last_ms = ms;

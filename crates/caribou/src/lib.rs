@@ -39,9 +39,12 @@ pub use client::KestrelClient;
 pub use config::Config;
 pub use error::ClientError;
 pub use exporter::{FlushReport, Stats};
-pub use global::{after_fork_in_child, configure, current_config, flush, is_enabled, shutdown, stats};
+pub use global::{
+    after_fork_in_child, configure, current_config, flush, is_enabled, shutdown, stats,
+};
 pub use scope::{
-    TraceRunFuture, add_meta, add_tags, current, log, set_error, set_status, trace_run, trace_run_async,
+    TraceRunFuture, add_meta, add_tags, current, log, set_error, set_status, trace_run,
+    trace_run_async,
 };
 pub use trace::{TraceHandle, TraceOptions};
 

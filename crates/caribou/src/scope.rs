@@ -57,7 +57,7 @@ pub fn current() -> Option<TraceHandle> {
 fn with_current(f: impl FnOnce(&TraceHandle)) {
     let found = CURRENT
         .try_with(|c| match c.try_borrow() {
-            Ok(current) => current.as_ref().map(|h| f(h)).is_some(),
+            Ok(current) => current.as_ref().map(f).is_some(),
             Err(_) => false,
         })
         .unwrap_or(false);
@@ -112,7 +112,11 @@ pub fn trace_run<R>(opts: TraceOptions, f: impl FnOnce(&TraceHandle) -> R) -> R 
 
 /// Wraps `fut` as one turn of a trace: the trace is current during every poll of `fut`.
 pub fn trace_run_async<F: Future>(opts: TraceOptions, fut: F) -> TraceRunFuture<F> {
-    TraceRunFuture { handle: TraceHandle::open(opts), fut: Box::pin(fut), finished: false }
+    TraceRunFuture {
+        handle: TraceHandle::open(opts),
+        fut: Box::pin(fut),
+        finished: false,
+    }
 }
 
 /// The future returned by [`trace_run_async`].
@@ -185,7 +189,10 @@ mod tests {
     use std::future::poll_fn;
 
     fn named(id: &str) -> TraceOptions {
-        TraceOptions { trace_id: Some(id.to_owned()), ..TraceOptions::default() }
+        TraceOptions {
+            trace_id: Some(id.to_owned()),
+            ..TraceOptions::default()
+        }
     }
 
     fn current_id() -> Option<String> {
@@ -226,7 +233,10 @@ mod tests {
 
     #[test]
     fn free_functions_outside_a_trace_do_nothing() {
-        log(Item::Message(caribou_model::Message { role: "user".into(), ..Default::default() }));
+        log(Item::Message(caribou_model::Message {
+            role: "user".into(),
+            ..Default::default()
+        }));
         set_status(RolloutStatus::Error);
         add_tags(vec!["x".into()]);
         assert_eq!(current_id(), None);
@@ -249,7 +259,9 @@ mod tests {
 
     #[test]
     fn async_scopes_are_isolated_across_many_tasks_on_one_thread() {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let tasks: Vec<_> = (0..500)
                 .map(|i| {
@@ -260,7 +272,9 @@ mod tests {
                             yield_now().await;
                         }
                         // Nested sync scope inside the async one.
-                        trace_run(named("trc_nested"), |_| assert_eq!(current_id().as_deref(), Some("trc_nested")));
+                        trace_run(named("trc_nested"), |_| {
+                            assert_eq!(current_id().as_deref(), Some("trc_nested"))
+                        });
                         assert_eq!(current_id().as_deref(), Some(id.as_str()));
                         i
                     }))

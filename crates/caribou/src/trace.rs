@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use caribou_model::validate::{Limits, check_item, check_name, check_ts};
 use caribou_model::{
-    ErrorRecord, Item, JsonMap, MetadataRecord, Phase, Record, RolloutStatus, StatusRecord, TagsRecord, TraceClose,
-    TraceOpen,
+    ErrorRecord, Item, JsonMap, MetadataRecord, Phase, Record, RolloutStatus, StatusRecord,
+    TagsRecord, TraceClose, TraceOpen,
 };
 
 use crate::exporter::{Queued, TurnKey};
@@ -66,7 +66,11 @@ impl TraceHandle {
         let turn_id = new_id_and_ts().0;
         let handle = TraceHandle {
             inner: Arc::new(TraceInner {
-                key: Arc::new(TurnKey { trace_id: trace_id.clone(), turn_id, valid }),
+                key: Arc::new(TurnKey {
+                    trace_id: trace_id.clone(),
+                    turn_id,
+                    valid,
+                }),
                 last_status: AtomicU8::new(0),
                 closed: AtomicBool::new(false),
             }),
@@ -118,7 +122,12 @@ impl TraceHandle {
                 check_name("trace_id", &key.trace_id, Limits::DEFAULT.max_id_len)
             };
             match checked {
-                Ok(()) => exporter.enqueue(Box::new(Queued::Item { id, ts, turn: key.clone(), item })),
+                Ok(()) => exporter.enqueue(Box::new(Queued::Item {
+                    id,
+                    ts,
+                    turn: key.clone(),
+                    item,
+                })),
                 Err(e) => exporter.count_invalid(&e),
             }
         });
@@ -126,15 +135,28 @@ impl TraceHandle {
 
     /// Sets the trace's status (the newest wins); also the status `close` uses by default.
     pub fn set_status(&self, status: RolloutStatus) {
-        self.inner.last_status.store(encode(status), Ordering::Release);
+        self.inner
+            .last_status
+            .store(encode(status), Ordering::Release);
         let (id, ts) = new_id_and_ts();
-        self.enqueue(Record::Status(StatusRecord { id, trace_id: self.trace_id().to_owned(), ts, status }));
+        self.enqueue(Record::Status(StatusRecord {
+            id,
+            trace_id: self.trace_id().to_owned(),
+            ts,
+            status,
+        }));
     }
 
     /// Records an error message (and traceback) on the trace. Does not change the status.
     pub fn set_error(&self, message: String, traceback: Option<String>) {
         let (id, ts) = new_id_and_ts();
-        self.enqueue(Record::Error(ErrorRecord { id, trace_id: self.trace_id().to_owned(), ts, message, traceback }));
+        self.enqueue(Record::Error(ErrorRecord {
+            id,
+            trace_id: self.trace_id().to_owned(),
+            ts,
+            message,
+            traceback,
+        }));
     }
 
     /// Merges keys into the trace's metadata (top-level keys replace).
@@ -143,7 +165,12 @@ impl TraceHandle {
             return;
         }
         let (id, ts) = new_id_and_ts();
-        self.enqueue(Record::Metadata(MetadataRecord { id, trace_id: self.trace_id().to_owned(), ts, metadata }));
+        self.enqueue(Record::Metadata(MetadataRecord {
+            id,
+            trace_id: self.trace_id().to_owned(),
+            ts,
+            metadata,
+        }));
     }
 
     /// Adds tags to the trace's tag set (sent in chunks that fit Kestrel's per-record limit).
@@ -153,7 +180,12 @@ impl TraceHandle {
         while !tags.is_empty() {
             let rest = tags.split_off(tags.len().min(chunk));
             let (id, ts) = new_id_and_ts();
-            self.enqueue(Record::Tags(TagsRecord { id, trace_id: self.trace_id().to_owned(), ts, tags }));
+            self.enqueue(Record::Tags(TagsRecord {
+                id,
+                trace_id: self.trace_id().to_owned(),
+                ts,
+                tags,
+            }));
             tags = rest;
         }
     }
@@ -189,11 +221,17 @@ impl TraceHandle {
 }
 
 fn encode(status: RolloutStatus) -> u8 {
-    RolloutStatus::ALL.iter().position(|s| *s == status).map_or(0, |i| u8::try_from(i + 1).unwrap_or(0))
+    RolloutStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .map_or(0, |i| u8::try_from(i + 1).unwrap_or(0))
 }
 
 fn decode(code: u8) -> Option<RolloutStatus> {
-    usize::from(code).checked_sub(1).and_then(|i| RolloutStatus::ALL.get(i)).copied()
+    usize::from(code)
+        .checked_sub(1)
+        .and_then(|i| RolloutStatus::ALL.get(i))
+        .copied()
 }
 
 #[cfg(test)]
@@ -211,9 +249,15 @@ mod tests {
     #[test]
     fn a_disabled_sdk_still_hands_out_ids() {
         // No global configure in this test: whatever the global state, handles work and never panic.
-        let handle = TraceHandle::open(TraceOptions { trace_id: Some("trc_given".into()), ..Default::default() });
+        let handle = TraceHandle::open(TraceOptions {
+            trace_id: Some("trc_given".into()),
+            ..Default::default()
+        });
         assert_eq!(handle.trace_id(), "trc_given");
-        handle.log(Item::Message(caribou_model::Message { role: "user".into(), ..Default::default() }));
+        handle.log(Item::Message(caribou_model::Message {
+            role: "user".into(),
+            ..Default::default()
+        }));
         assert_eq!(handle.pending_status(), RolloutStatus::Completed);
         handle.set_status(RolloutStatus::Truncated);
         assert_eq!(handle.pending_status(), RolloutStatus::Truncated);

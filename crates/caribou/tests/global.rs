@@ -16,7 +16,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port()
 }
 
 fn config(port: u16, capacity: usize) -> Config {
@@ -33,7 +36,11 @@ fn config(port: u16, capacity: usize) -> Config {
 }
 
 fn message(text: &str) -> Item {
-    Item::Message(Message { role: "user".into(), content: Some(text.into()), ..Default::default() })
+    Item::Message(Message {
+        role: "user".into(),
+        content: Some(text.into()),
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -46,18 +53,37 @@ fn drops_are_counted_and_shutdown_is_idempotent() {
     for _ in 0..200 {
         trace.log(message("hello"));
     }
-    assert!(started.elapsed() < Duration::from_millis(500), "logging never blocks");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "logging never blocks"
+    );
     // Invalid: an empty role, a negative cost, a trace id with a newline.
-    trace.log(Item::Message(Message { role: String::new(), ..Default::default() }));
-    trace.log(Item::Message(Message { role: "a".into(), cost_usd: Some(-1.0), ..Default::default() }));
-    let bad = TraceHandle::open(TraceOptions { trace_id: Some("trc\nbad".into()), ..Default::default() });
+    trace.log(Item::Message(Message {
+        role: String::new(),
+        ..Default::default()
+    }));
+    trace.log(Item::Message(Message {
+        role: "a".into(),
+        cost_usd: Some(-1.0),
+        ..Default::default()
+    }));
+    let bad = TraceHandle::open(TraceOptions {
+        trace_id: Some("trc\nbad".into()),
+        ..Default::default()
+    });
     bad.log(message("lost"));
     bad.close(None);
 
     let stats = caribou::stats();
-    assert_eq!(stats.dropped_invalid, 5, "2 items, the bad trace's open, item and close: {stats:?}");
+    assert_eq!(
+        stats.dropped_invalid, 5,
+        "2 items, the bad trace's open, item and close: {stats:?}"
+    );
     assert!(stats.dropped_queue_full >= 200 - 8 - 4, "{stats:?}");
-    assert_eq!(stats.enqueued + stats.dropped_queue_full + stats.dropped_invalid, 206);
+    assert_eq!(
+        stats.enqueued + stats.dropped_queue_full + stats.dropped_invalid,
+        206
+    );
 
     let report = caribou::shutdown(Some(Duration::from_millis(500)));
     assert!(!report.timed_out, "{report:?}");
@@ -86,7 +112,10 @@ fn without_an_endpoint_everything_is_a_no_op() {
     });
     assert!(id.starts_with("trc_"));
     assert_eq!(caribou::stats(), caribou::Stats::default());
-    assert_eq!(caribou::flush(Some(Duration::from_millis(10))), caribou::FlushReport::default());
+    assert_eq!(
+        caribou::flush(Some(Duration::from_millis(10))),
+        caribou::FlushReport::default()
+    );
 }
 
 #[test]
@@ -105,12 +134,20 @@ fn a_fork_child_starts_a_fresh_exporter_lazily() {
     let started = Instant::now();
     caribou::after_fork_in_child();
     assert!(started.elapsed() < Duration::from_millis(50));
-    assert_eq!(caribou::stats(), caribou::Stats::default(), "fresh counters, thread not started yet");
+    assert_eq!(
+        caribou::stats(),
+        caribou::Stats::default(),
+        "fresh counters, thread not started yet"
+    );
     assert!(caribou::is_enabled());
     assert_eq!(caribou::current_config().project.as_deref(), Some("tests"));
 
     trace.log(message("child"));
-    assert_eq!(caribou::stats().enqueued, 1, "a new exporter started on first use");
+    assert_eq!(
+        caribou::stats().enqueued,
+        1,
+        "a new exporter started on first use"
+    );
     let report = caribou::shutdown(Some(Duration::from_millis(300)));
     assert_eq!(report.sent, 0);
     drop(listener);
@@ -124,8 +161,13 @@ fn hot_path_ns_per_log() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     // The exporter hangs on its first request, so records stay queued: the figure is the
-    // caller's cost alone (record, ids, validation, try_send), not the exporter's.
-    caribou::configure(Config { max_batch_records: 1000, ..config(port, 300_000) });
+    // caller's cost alone (record, ids, validation, try_send), not the exporter's. It is an upper
+    // bound: no record is ever freed here, so every allocation faults in fresh pages, which a
+    // running exporter (freeing sent records) avoids.
+    caribou::configure(Config {
+        max_batch_records: 1000,
+        ..config(port, 300_000)
+    });
     let trace = TraceHandle::open(TraceOptions::default());
     let text = "x".repeat(500);
     let n = 200_000;

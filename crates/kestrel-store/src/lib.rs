@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use caribou_model::Batch;
 use caribou_model::api::{
     AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
-    StoredItem, TraceDetail, TraceFilter, TraceSummary,
+    SearchIndexStatus, StoredItem, Timeseries, TraceDetail, TraceFilter, TraceStats, TraceSummary,
 };
+pub use kestrel_query::Query;
 
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
@@ -48,6 +49,60 @@ pub struct PageRequest {
     /// 1..=1000; `None` means 50.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+/// Which traces [`Store::stats`] covers (besides its query): all, one project, one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsScope {
+    pub project: Option<String>,
+    pub run_id: Option<String>,
+}
+
+/// Most buckets one time series may hold.
+pub const MAX_BUCKETS: u64 = 2_000;
+
+/// A time series of one project: traces that started in `[since, until)`, in buckets of
+/// `bucket_us` (`since` is rounded down to a multiple of it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeseriesRequest {
+    pub project: String,
+    pub since_us: i64,
+    pub until_us: i64,
+    pub bucket_us: i64,
+}
+
+impl TimeseriesRequest {
+    /// The first bucket's start and the number of buckets; `Invalid` when the range is empty or
+    /// needs more than [`MAX_BUCKETS`] buckets.
+    pub fn buckets(&self) -> Result<(i64, u64)> {
+        if self.bucket_us <= 0 {
+            return Err(StoreError::Invalid("bucket must be positive".to_owned()));
+        }
+        if self.until_us <= self.since_us {
+            return Err(StoreError::Invalid(format!(
+                "until ({}) must be after since ({})",
+                self.until_us, self.since_us
+            )));
+        }
+        let start = self.since_us.div_euclid(self.bucket_us) * self.bucket_us;
+        let span = i128::from(self.until_us) - i128::from(start);
+        let n = (span + i128::from(self.bucket_us) - 1) / i128::from(self.bucket_us);
+        match u64::try_from(n) {
+            Ok(n) if n <= MAX_BUCKETS => Ok((start, n)),
+            _ => Err(StoreError::Invalid(format!(
+                "the range holds {n} buckets, more than {MAX_BUCKETS}; use a wider bucket or a shorter range"
+            ))),
+        }
+    }
+}
+
+/// Parses `filter.q` when set; a bad query is [`StoreError::Invalid`] with the parser's message.
+pub fn parse_filter_query(filter: &TraceFilter) -> Result<Option<Query>> {
+    filter
+        .q
+        .as_deref()
+        .map(|q| kestrel_query::parse(q).map_err(|e| StoreError::Invalid(e.to_string())))
+        .transpose()
 }
 
 /// What the server needs from a backend. All methods are cancel-safe from the caller's side: a
@@ -92,8 +147,32 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Datapoint>>;
     async fn get_datapoint(&self, project: &str, id: &str) -> Result<Option<Datapoint>>;
 
-    /// Traces matching the filter, in the filter's order, one page.
-    async fn list_traces(&self, filter: &TraceFilter) -> Result<Page<TraceSummary>>;
+    /// Traces matching the filter and the parsed search query `q` (when given), in the filter's
+    /// order, one page. `filter.q` is not read: the caller parsed it into `q`.
+    async fn search_traces(
+        &self,
+        filter: &TraceFilter,
+        q: Option<&Query>,
+    ) -> Result<Page<TraceSummary>>;
+
+    /// Traces matching the filter, `filter.q` included (parsed here: a bad query is `Invalid`).
+    async fn list_traces(&self, filter: &TraceFilter) -> Result<Page<TraceSummary>> {
+        let q = parse_filter_query(filter)?;
+        self.search_traces(filter, q.as_ref()).await
+    }
+
+    /// Like [`Store::list_run_steps`], each step's figures computed over the rollouts matching
+    /// `q` only (steps with no match are listed with zero rollouts).
+    async fn list_run_steps_matching(&self, run_id: &str, q: &Query) -> Result<Vec<RunStep>>;
+
+    /// Figures over every trace of the scope that matches `q`.
+    async fn stats(&self, scope: &StatsScope, q: Option<&Query>) -> Result<TraceStats>;
+
+    /// Figures of a project's traces (matching `q`) per time bucket; every bucket is listed.
+    async fn timeseries(&self, req: &TimeseriesRequest, q: Option<&Query>) -> Result<Timeseries>;
+
+    /// How far the full-text index is behind what was acknowledged.
+    async fn search_index_status(&self) -> Result<SearchIndexStatus>;
     /// One trace with its turns and items in logged order.
     async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>>;
     /// Grades an existing trace after the fact; `NotFound` if there is no such trace.

@@ -6,18 +6,29 @@
 //! - a small pool of read-only connections serves reads on tokio's blocking pool ([`pool`]);
 //!   readers never block the writer;
 //! - items are stored in compressed chunks, one per trace per ingest request ([`chunks`]);
-//! - the schema is versioned by numbered migrations ([`schema`]).
+//! - the schema is versioned by numbered migrations ([`schema`]);
+//! - search: the query language compiles to bound-parameter SQL ([`search`]) over the trace rows,
+//!   side tables kept current at ingest ([`side`]: metadata by value, tools, models) and a
+//!   full-text index of message and tool text filled in the background by the writer thread
+//!   ([`indexer`]).
 //!
 //! Visibility: everything an acknowledged write stored is visible to every read that starts after
-//! the acknowledgement.
+//! the acknowledgement, with one exception: words in messages and tools become searchable when
+//! the indexer reaches their chunk, usually within milliseconds of the ack when the writer is not
+//! saturated; under sustained ingest the indexer takes about a fifth of the writer's time, so the
+//! lag grows while the load lasts and drains after. [`Store::search_index_status`] tells the lag.
 
+mod aggregates;
 mod catalog;
 mod chunks;
 mod cursor;
 mod datapoints;
+mod indexer;
 mod ingest;
 mod pool;
 mod schema;
+mod search;
+mod side;
 mod steps;
 mod traces;
 mod values;
@@ -31,16 +42,18 @@ use async_trait::async_trait;
 use caribou_model::Batch;
 use caribou_model::api::{
     AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
-    StoredItem, TraceDetail, TraceFilter, TraceSummary,
+    SearchIndexStatus, StoredItem, Timeseries, TraceDetail, TraceFilter, TraceStats, TraceSummary,
 };
+use kestrel_query::Query;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
 
 pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 
-use crate::{PageRequest, Result, Store, StoreError};
+use crate::{PageRequest, Result, StatsScope, Store, StoreError, TimeseriesRequest};
 use pool::ReadPool;
-use writer::{Job, Msg, WriterLimits};
+use writer::{Background, Job, Msg, Pace, WriterLimits};
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "kestrel.sqlite3";
@@ -108,7 +121,7 @@ impl SqliteStore {
             queue: config.writer_queue,
             max_group_weight: config.max_group_records.max(1),
         };
-        let (writer, handle) = writer::spawn(conn, limits)?;
+        let (writer, handle) = writer::spawn(conn, limits, Some(indexer_background()))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer,
@@ -140,6 +153,31 @@ impl SqliteStore {
     {
         self.inner.readers.read(f).await
     }
+}
+
+/// A slice of the idle indexer is cut after this long, so a write arriving meanwhile waits little.
+const IDLE_SLICE_TIME: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The full-text indexer as the writer's background work. Failures are warned once, then counted
+/// (a failing index must not flood the log); the next write group retries.
+fn indexer_background() -> Background {
+    let mut failures = 0u64;
+    Box::new(move |conn: &Connection, pace: Pace| {
+        let budget = match pace {
+            Pace::Idle => IDLE_SLICE_TIME,
+            Pace::Between(d) => d,
+        };
+        match indexer::index_slice(conn, indexer::IDLE_SLICE, Some(budget)) {
+            Ok(done) => done > 0,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    warn!(error = %e, failures, "full-text indexing failed; text search lags until it succeeds");
+                }
+                false
+            }
+        }
+    })
 }
 
 fn closed() -> StoreError {
@@ -194,8 +232,33 @@ impl Store for SqliteStore {
 
     async fn list_run_steps(&self, run_id: &str) -> Result<Vec<RunStep>> {
         let run_id = run_id.to_owned();
-        self.read(move |conn| steps::list_run_steps(conn, &run_id))
+        self.read(move |conn| steps::list_run_steps(conn, &run_id, None))
             .await
+    }
+
+    async fn list_run_steps_matching(&self, run_id: &str, q: &Query) -> Result<Vec<RunStep>> {
+        let run_id = run_id.to_owned();
+        let q = q.clone();
+        self.read(move |conn| steps::list_run_steps(conn, &run_id, Some(&q)))
+            .await
+    }
+
+    async fn stats(&self, scope: &StatsScope, q: Option<&Query>) -> Result<TraceStats> {
+        let scope = scope.clone();
+        let q = q.cloned();
+        self.read(move |conn| aggregates::stats(conn, &scope, q.as_ref()))
+            .await
+    }
+
+    async fn timeseries(&self, req: &TimeseriesRequest, q: Option<&Query>) -> Result<Timeseries> {
+        let req = req.clone();
+        let q = q.cloned();
+        self.read(move |conn| aggregates::timeseries(conn, &req, q.as_ref()))
+            .await
+    }
+
+    async fn search_index_status(&self) -> Result<SearchIndexStatus> {
+        self.read(indexer::status).await
     }
 
     async fn get_run_step(&self, run_id: &str, step: i64) -> Result<Option<RunStep>> {
@@ -237,9 +300,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_traces(&self, filter: &TraceFilter) -> Result<Page<TraceSummary>> {
+    async fn search_traces(
+        &self,
+        filter: &TraceFilter,
+        q: Option<&Query>,
+    ) -> Result<Page<TraceSummary>> {
         let filter = filter.clone();
-        self.read(move |conn| traces::list_traces(conn, &filter))
+        let q = q.cloned();
+        self.read(move |conn| traces::list_traces(conn, &filter, q.as_ref()))
             .await
     }
 

@@ -23,10 +23,12 @@ use crate::Store;
 pub mod catalog;
 pub mod fixtures;
 pub mod lists;
+pub mod search;
 pub mod traces;
 
 pub use catalog::*;
 pub use lists::*;
+pub use search::*;
 pub use traces::*;
 
 /// A store under test and what must outlive it.
@@ -86,6 +88,10 @@ macro_rules! store_suite {
             cursor_pagination_has_no_gaps_or_duplicates,
             bad_cursor_or_limit_is_invalid,
             concurrent_ingests_all_commit,
+            search_matches_the_expected_traces,
+            search_bad_query_is_invalid,
+            grade_sorts_paginate_with_missing_last,
+            aggregates_match_the_generated_figures,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

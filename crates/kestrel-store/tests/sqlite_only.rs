@@ -142,5 +142,23 @@ async fn ingest_throughput() {
         "ingested {items} items in {secs:.2}s: {:.0} items/s",
         items / secs
     );
+    // The full-text index lags ingest under load; how long until it caught up.
+    let lag = store.search_index_status().await.expect("status");
+    let waited = Instant::now();
+    while store
+        .search_index_status()
+        .await
+        .expect("status")
+        .unindexed_chunks
+        > 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!(
+        "full-text index: {} chunks ({} items) behind at the last ack, caught up {:.2}s later",
+        lag.unindexed_chunks,
+        lag.unindexed_items,
+        waited.elapsed().as_secs_f64()
+    );
     store.close().await.expect("close");
 }

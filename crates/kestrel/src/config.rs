@@ -28,13 +28,19 @@ pub mod env {
     pub const MAX_DECOMPRESSED_BYTES: &str = "KESTREL_MAX_DECOMPRESSED_BYTES";
     pub const CONFIG: &str = "KESTREL_CONFIG";
     pub const LOG: &str = "KESTREL_LOG";
+    /// Where the client commands (`kestrel traces`, ...) find Kestrel.
+    pub const URL: &str = "KESTREL_URL";
 }
 
 /// Every environment variable, with its flag and meaning.
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (env::ADDR, "--addr", "listen address (127.0.0.1:8750)"),
     (env::DATA_DIR, "--data-dir", "data folder"),
-    (env::API_KEY, "--api-key", "one API key (Bearer token)"),
+    (
+        env::API_KEY,
+        "--api-key",
+        "one API key (Bearer token); client commands send it",
+    ),
     (
         env::API_KEYS_FILE,
         "--api-keys-file",
@@ -57,6 +63,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
     (env::CONFIG, "--config", "TOML config file"),
     (env::LOG, "--log", "log filter (info)"),
+    (
+        env::URL,
+        "--url",
+        "client commands: Kestrel's URL (http://127.0.0.1:8750)",
+    ),
 ];
 
 /// The "Environment variables" section of `kestrel serve --help`.

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The request is malformed or invalid (bad JSON, bad field, bad query or path parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// A search query (`q`) that does not parse; the message is the parser's, with the position.
+    #[error("{0}")]
+    BadQuery(String),
     /// No API key, or a wrong one.
     #[error("{0}")]
     Unauthorized(String),
@@ -43,6 +46,7 @@ pub enum ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     BadRequest,
+    BadQuery,
     Unauthorized,
     NotFound,
     MethodNotAllowed,
@@ -55,6 +59,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::BadQuery => "bad_query",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -66,7 +71,7 @@ impl ErrorCode {
 
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest | ErrorCode::BadQuery => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,6 +94,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::BadQuery(_) => ErrorCode::BadQuery,
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
@@ -103,6 +109,7 @@ impl ApiError {
         match self {
             ApiError::Internal(_) => "internal error, see server log".to_owned(),
             ApiError::BadRequest(m)
+            | ApiError::BadQuery(m)
             | ApiError::Unauthorized(m)
             | ApiError::NotFound(m)
             | ApiError::MethodNotAllowed(m)
@@ -119,6 +126,12 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Internal(m) => ApiError::Internal(format!("store: {m}")),
         }
+    }
+}
+
+impl From<kestrel_query::QueryError> for ApiError {
+    fn from(e: kestrel_query::QueryError) -> Self {
+        ApiError::BadQuery(e.to_string())
     }
 }
 

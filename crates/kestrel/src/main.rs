@@ -1,5 +1,8 @@
-//! `kestrel`: the trace server for LLM agents. Thin: parse the command line, resolve the config,
-//! start logging, run the subcommand.
+//! `kestrel`: the trace server for LLM agents. Thin: parse the command line, then either serve
+//! (resolve the config, start logging, run the server) or run a client command against a running
+//! Kestrel ([`cli::commands`]).
+//!
+//! Exit codes: 0 success, 1 an error (printed as `error: ...` on stderr), 2 a usage error (clap).
 
 mod api;
 mod auth;
@@ -29,7 +32,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kestrel: error: {e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -47,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot start the async runtime")?;
             runtime.block_on(server::serve(config))
         }
+        client => cli::commands::run(client),
     }
 }
 

@@ -52,6 +52,9 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             "/projects/{name}/traces",
             get(api::traces::list_for_project),
         )
+        .route("/projects/{name}/timeseries", get(api::stats::timeseries))
+        .route("/stats", get(api::stats::stats))
+        .route("/status", get(api::stats::status))
         .route("/runs", get(api::runs::list).post(api::runs::create))
         .route("/runs/{run_id}", get(api::runs::get))
         .route(

@@ -60,6 +60,9 @@ fn health_and_openapi() {
         ("/api/v1/traces", &["get"]),
         ("/api/v1/traces/{trace_id}", &["get"]),
         ("/api/v1/traces/{trace_id}/grades", &["post"]),
+        ("/api/v1/projects/{name}/timeseries", &["get"]),
+        ("/api/v1/stats", &["get"]),
+        ("/api/v1/status", &["get"]),
     ] {
         for m in methods {
             assert!(
@@ -70,7 +73,7 @@ fn health_and_openapi() {
     }
     assert_eq!(
         paths.len(),
-        17,
+        20,
         "a path in the document that the test does not know"
     );
     // Every path of the document is served: none answers "no route".

@@ -76,11 +76,11 @@ class trace_run:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool:
+    ) -> None:
         handle, token = self._handle, self._token
         self._handle = self._token = None
         if handle is None or token is None:
-            return False
+            return
         try:
             CURRENT_TRACE.reset(token)
         except ValueError:
@@ -92,7 +92,7 @@ class trace_run:
             _finish(handle, exc_type, exc, tb)
         except Exception:  # noqa: BLE001 - tracing must never mask the agent's own outcome
             pass
-        return False
+        # Returning None lets any exception propagate: trace_run never swallows one.
 
     async def __aenter__(self) -> str:
         return self.__enter__()
@@ -102,8 +102,8 @@ class trace_run:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool:
-        return self.__exit__(exc_type, exc, tb)
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"trace_run({self._meta!r})"

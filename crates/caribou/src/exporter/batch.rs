@@ -42,7 +42,14 @@ pub fn write_record(out: &mut Vec<u8>, record: &Queued) -> serde_json::Result<()
     match record {
         Queued::Item { id, ts, turn, item } => serde_json::to_writer(
             out,
-            &ItemWire { kind: "item", id: *id, trace_id: &turn.trace_id, ts: *ts, turn_id: turn.turn_id, item },
+            &ItemWire {
+                kind: "item",
+                id: *id,
+                trace_id: &turn.trace_id,
+                ts: *ts,
+                turn_id: turn.turn_id,
+                item,
+            },
         ),
         Queued::Record(r) => serde_json::to_writer(out, r),
     }
@@ -120,14 +127,21 @@ impl BatchBuilder {
     }
 
     /// Closes the JSON, compresses it and starts a new, empty batch.
-    pub fn seal(&mut self, compressor: &mut zstd::bulk::Compressor<'static>) -> io::Result<SealedBatch> {
+    pub fn seal(
+        &mut self,
+        compressor: &mut zstd::bulk::Compressor<'static>,
+    ) -> io::Result<SealedBatch> {
         self.json.extend_from_slice(TAIL);
         let records = std::mem::take(&mut self.records);
         self.first_at = None;
         let json_bytes = self.json.len();
         let body = compressor.compress(&self.json);
         self.json.clear();
-        Ok(SealedBatch { body: body?, records, json_bytes })
+        Ok(SealedBatch {
+            body: body?,
+            records,
+            json_bytes,
+        })
     }
 }
 
@@ -140,7 +154,7 @@ pub fn compressor() -> io::Result<zstd::bulk::Compressor<'static>> {
 mod tests {
     use super::*;
     use crate::exporter::queue::TurnKey;
-    use caribou_model::{Batch, Message, Record, StatusRecord, RolloutStatus};
+    use caribou_model::{Batch, Message, Record, RolloutStatus, StatusRecord};
     use std::sync::Arc;
 
     fn item(turn: &Arc<TurnKey>, text: &str) -> Queued {
@@ -160,7 +174,11 @@ mod tests {
     }
 
     fn turn() -> Arc<TurnKey> {
-        Arc::new(TurnKey { trace_id: "trc_x".into(), turn_id: crate::ids::new_id_and_ts().0, valid: true })
+        Arc::new(TurnKey {
+            trace_id: "trc_x".into(),
+            turn_id: crate::ids::new_id_and_ts().0,
+            valid: true,
+        })
     }
 
     fn unpack(sealed: &SealedBatch) -> Batch {
@@ -176,7 +194,9 @@ mod tests {
         let mut out = Vec::new();
         write_record(&mut out, &queued).unwrap();
         let parsed: Record = serde_json::from_slice(&out).unwrap();
-        let Queued::Item { id, ts, item, .. } = &queued else { unreachable!() };
+        let Queued::Item { id, ts, item, .. } = &queued else {
+            unreachable!()
+        };
         let expected = Record::Item(caribou_model::ItemRecord {
             id: *id,
             trace_id: "trc_x".into(),
@@ -185,7 +205,11 @@ mod tests {
             item: item.clone(),
         });
         assert_eq!(parsed, expected);
-        assert_eq!(serde_json::to_vec(&expected).unwrap(), out, "same bytes as the model");
+        assert_eq!(
+            serde_json::to_vec(&expected).unwrap(),
+            out,
+            "same bytes as the model"
+        );
     }
 
     #[test]
@@ -195,13 +219,14 @@ mod tests {
         let mut compressor = compressor().unwrap();
         assert!(builder.is_empty() && builder.first_at().is_none());
         builder.push(&item(&turn, "a")).unwrap();
-        builder.push(&Queued::Record(Record::Status(StatusRecord {
-            id: crate::ids::new_id_and_ts().0,
-            trace_id: "trc_x".into(),
-            ts: caribou_model::now_us(),
-            status: RolloutStatus::Truncated,
-        })))
-        .unwrap();
+        builder
+            .push(&Queued::Record(Record::Status(StatusRecord {
+                id: crate::ids::new_id_and_ts().0,
+                trace_id: "trc_x".into(),
+                ts: caribou_model::now_us(),
+                status: RolloutStatus::Truncated,
+            })))
+            .unwrap();
         assert!(!builder.is_full());
         builder.push(&item(&turn, "c")).unwrap();
         assert!(builder.is_full() && builder.first_at().is_some());
@@ -229,9 +254,15 @@ mod tests {
             builder.push(&item(&turn, &text)).unwrap();
             n += 1;
         }
-        assert!((5..=8).contains(&n), "{n} records of ~700 bytes fill 4000 bytes");
+        assert!(
+            (5..=8).contains(&n),
+            "{n} records of ~700 bytes fill 4000 bytes"
+        );
         let sealed = builder.seal(&mut compressor().unwrap()).unwrap();
-        assert!(sealed.body.len() * 4 < sealed.json_bytes, "repetitive JSON compresses");
+        assert!(
+            sealed.body.len() * 4 < sealed.json_bytes,
+            "repetitive JSON compresses"
+        );
         assert_eq!(unpack(&sealed).records.len(), n);
     }
 }

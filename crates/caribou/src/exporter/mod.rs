@@ -50,6 +50,9 @@ use worker::{Control, WorkerParts};
 /// Timeout of the shutdown run by `Drop`.
 pub const DROP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most time `shutdown` keeps for the thread to answer after it stops trying.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
+
 /// Control messages waiting at most; `flush`/`shutdown` callers beyond it wait their turn.
 const CONTROL_CAPACITY: usize = 64;
 
@@ -69,10 +72,12 @@ pub(crate) struct Exporter {
 impl Exporter {
     /// Starts the thread. Fails only if the config has no endpoint or the OS refuses a thread.
     pub fn start(config: &Config) -> io::Result<Exporter> {
-        let endpoint = config
-            .endpoint
-            .as_deref()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no Kestrel endpoint configured"))?;
+        let endpoint = config.endpoint.as_deref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no Kestrel endpoint configured",
+            )
+        })?;
         let (data_tx, data_rx) = bounded(config.queue_capacity.max(1));
         let (control_tx, control_rx) = bounded(CONTROL_CAPACITY);
         let counters = Arc::new(Counters::default());
@@ -105,7 +110,7 @@ impl Exporter {
         match self.data.try_send(record) {
             Ok(()) => {
                 let n = self.counters.enqueued.fetch_add(1, Ordering::AcqRel) + 1;
-                if n % self.nudge_every == 0 {
+                if n.is_multiple_of(self.nudge_every) {
                     // A full batch is waiting: wake the thread now rather than at the interval.
                     // If the control queue is full, the thread is awake anyway.
                     let _ = self.control.try_send(Control::Wake);
@@ -144,7 +149,11 @@ impl Exporter {
         let target = self.counters.enqueued.load(Ordering::Acquire);
         if self.counters.settled() < target && self.final_report.get().is_none() {
             let (reply, answer) = bounded(1);
-            if self.control.send_deadline(Control::Flush { target, reply }, deadline).is_ok() {
+            if self
+                .control
+                .send_deadline(Control::Flush { target, reply }, deadline)
+                .is_ok()
+            {
                 // Answered when done, or when the thread stops; either way the counters say.
                 let _ = answer.recv_deadline(deadline);
             }
@@ -158,13 +167,29 @@ impl Exporter {
         if let Some(report) = self.final_report.get() {
             return *report;
         }
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now + timeout;
+        // The thread stops trying a little before the caller stops waiting, so that its answer
+        // (and the final counts) arrive in time.
+        let stop_by = now + timeout.saturating_sub((timeout / 5).min(SHUTDOWN_MARGIN));
         let (reply, answer) = bounded(1);
-        let answered = self.control.send_deadline(Control::Shutdown { deadline, reply }, deadline).is_ok()
+        let answered = self
+            .control
+            .send_deadline(
+                Control::Shutdown {
+                    deadline: stop_by,
+                    reply,
+                },
+                deadline,
+            )
+            .is_ok()
             && answer.recv_deadline(deadline).is_ok();
         if answered {
             // The thread has answered and is returning: joining is quick.
-            let handle = self.thread.lock().map_or_else(|p| p.into_inner().take(), |mut t| t.take());
+            let handle = self
+                .thread
+                .lock()
+                .map_or_else(|p| p.into_inner().take(), |mut t| t.take());
             if let Some(handle) = handle {
                 let _ = handle.join();
             }

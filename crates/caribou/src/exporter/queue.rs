@@ -31,7 +31,12 @@ pub struct TurnKey {
 /// One queued record.
 #[derive(Debug)]
 pub enum Queued {
-    Item { id: Uuid, ts: i64, turn: Arc<TurnKey>, item: Item },
+    Item {
+        id: Uuid,
+        ts: i64,
+        turn: Arc<TurnKey>,
+        item: Item,
+    },
     Record(Record),
 }
 
@@ -88,7 +93,8 @@ impl Counters {
             dropped_queue_full: self.full.load(Ordering::Relaxed),
             dropped_invalid: self.invalid.load(Ordering::Relaxed),
             dropped_rejected: self.rejected.load(Ordering::Acquire),
-            dropped_unsent: self.abandoned.load(Ordering::Acquire) + self.closed.load(Ordering::Relaxed),
+            dropped_unsent: self.abandoned.load(Ordering::Acquire)
+                + self.closed.load(Ordering::Relaxed),
         }
     }
 

@@ -12,7 +12,11 @@ use crate::exporter::queue::TurnKey;
 
 fn closed_port() -> u16 {
     // Bound then dropped: nothing listens there now, so connecting is refused at once.
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn config(port: u16) -> Config {
@@ -34,12 +38,20 @@ fn record(turn: &Arc<TurnKey>) -> Box<Queued> {
         id,
         ts,
         turn: turn.clone(),
-        item: Item::Message(Message { role: "user".into(), content: Some("x".repeat(500).into()), ..Default::default() }),
+        item: Item::Message(Message {
+            role: "user".into(),
+            content: Some("x".repeat(500).into()),
+            ..Default::default()
+        }),
     })
 }
 
 fn turn() -> Arc<TurnKey> {
-    Arc::new(TurnKey { trace_id: "trc_test".into(), turn_id: crate::ids::new_id_and_ts().0, valid: true })
+    Arc::new(TurnKey {
+        trace_id: "trc_test".into(),
+        turn_id: crate::ids::new_id_and_ts().0,
+        valid: true,
+    })
 }
 
 #[test]
@@ -50,7 +62,10 @@ fn a_tiny_queue_with_nobody_listening_drops_and_counts() {
     for _ in 0..100 {
         exporter.enqueue(record(&turn));
     }
-    assert!(started.elapsed() < Duration::from_millis(200), "enqueue never blocks");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "enqueue never blocks"
+    );
     let stats = exporter.stats();
     assert_eq!(stats.enqueued + stats.dropped_queue_full, 100);
     // At most: the queue, the batch being built and the batch in flight.
@@ -62,13 +77,20 @@ fn a_tiny_queue_with_nobody_listening_drops_and_counts() {
     let report = exporter.flush(Duration::from_millis(300));
     let took = started.elapsed();
     assert!(report.timed_out, "{report:?}");
-    assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
     assert_eq!(report.sent, 0);
     assert_eq!(report.pending, stats.enqueued);
 
     let report = exporter.shutdown(Duration::from_millis(300));
     assert!(!report.timed_out, "the thread answered: {report:?}");
-    assert_eq!((report.sent, report.pending, report.dropped), (0, 0, 100), "{report:?}");
+    assert_eq!(
+        (report.sent, report.pending, report.dropped),
+        (0, 0, 100),
+        "{report:?}"
+    );
     // Idempotent, and logging after shutdown is counted as dropped, not lost.
     assert_eq!(exporter.shutdown(Duration::from_secs(1)), report);
     exporter.enqueue(record(&turn));
@@ -82,20 +104,35 @@ fn a_hung_kestrel_never_holds_flush_or_shutdown_past_their_timeout() {
     // Accepts connections (the kernel's backlog) but never reads or answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let exporter = Exporter::start(&Config { queue_capacity: 1000, ..config(port) }).unwrap();
+    let exporter = Exporter::start(&Config {
+        queue_capacity: 1000,
+        ..config(port)
+    })
+    .unwrap();
     let turn = turn();
     for _ in 0..10 {
         exporter.enqueue(record(&turn));
     }
     let started = Instant::now();
     let report = exporter.flush(Duration::from_millis(300));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(report.timed_out && report.pending == 10, "{report:?}");
 
     let started = Instant::now();
     let report = exporter.shutdown(Duration::from_millis(300));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-    assert!(report.timed_out, "the request was still hanging: {report:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        report.timed_out,
+        "the request was still hanging: {report:?}"
+    );
     assert_eq!(report.sent, 0);
     drop(listener);
 }
@@ -113,7 +150,12 @@ fn flush_with_nothing_logged_returns_at_once() {
 
 #[test]
 fn retries_give_up_after_max_retries() {
-    let exporter = Exporter::start(&Config { max_retries: 2, queue_capacity: 100, ..config(closed_port()) }).unwrap();
+    let exporter = Exporter::start(&Config {
+        max_retries: 2,
+        queue_capacity: 100,
+        ..config(closed_port())
+    })
+    .unwrap();
     let turn = turn();
     for _ in 0..3 {
         exporter.enqueue(record(&turn));

@@ -27,8 +27,14 @@ const MAX_ERROR_BODY: u64 = 64 << 10;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Acked,
-    Retry { after: Option<Duration>, reason: String },
-    Rejected { status: u16, message: String },
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    Rejected {
+        status: u16,
+        message: String,
+    },
 }
 
 /// A blocking HTTP agent with the config's timeouts. Errors come back as statuses, not `Err`.
@@ -53,7 +59,11 @@ pub fn error_message(status: u16, body: &str) -> (String, String) {
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => {
             let text: String = body.trim().chars().take(500).collect();
-            let text = if text.is_empty() { format!("HTTP {status} with an empty body") } else { text };
+            let text = if text.is_empty() {
+                format!("HTTP {status} with an empty body")
+            } else {
+                text
+            };
             (format!("http_{status}"), text)
         }
     }
@@ -92,7 +102,12 @@ impl Transport {
         }
         let mut response = match request.send(body) {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry { after: None, reason: e.to_string() },
+            Err(e) => {
+                return Outcome::Retry {
+                    after: None,
+                    reason: e.to_string(),
+                };
+            }
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -101,7 +116,12 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         // Read the answer to its end so the connection can be reused.
-        let text = response.body_mut().with_config().limit(MAX_ERROR_BODY).lossy_utf8(true).read_to_string();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ERROR_BODY)
+            .lossy_utf8(true)
+            .read_to_string();
         classify(status, retry_after, text.as_deref().unwrap_or(""))
     }
 }
@@ -111,11 +131,17 @@ fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outcome {
         200..=299 => Outcome::Acked,
         429 | 500..=599 => {
             let (_, message) = error_message(status, body);
-            Outcome::Retry { after: retry_after, reason: format!("HTTP {status}: {message}") }
+            Outcome::Retry {
+                after: retry_after,
+                reason: format!("HTTP {status}: {message}"),
+            }
         }
         _ => {
             let (code, message) = error_message(status, body);
-            Outcome::Rejected { status, message: format!("{code}: {message}") }
+            Outcome::Rejected {
+                status,
+                message: format!("{code}: {message}"),
+            }
         }
     }
 }
@@ -133,7 +159,11 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, random: u64) -> Dura
     let full = base.saturating_mul(factor).min(cap);
     let half = full / 2;
     let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    let jitter = if jitter_nanos == 0 { 0 } else { random % (jitter_nanos + 1) };
+    let jitter = if jitter_nanos == 0 {
+        0
+    } else {
+        random % (jitter_nanos + 1)
+    };
     half + Duration::from_nanos(jitter)
 }
 
@@ -147,16 +177,26 @@ mod tests {
         let body = r#"{"error": {"code": "bad_request", "message": "records[3].trace_id: must not be empty"}}"#;
         assert_eq!(
             classify(400, None, body),
-            Outcome::Rejected { status: 400, message: "bad_request: records[3].trace_id: must not be empty".into() }
+            Outcome::Rejected {
+                status: 400,
+                message: "bad_request: records[3].trace_id: must not be empty".into()
+            }
         );
-        assert!(matches!(classify(401, None, "nope"), Outcome::Rejected { status: 401, .. }));
+        assert!(matches!(
+            classify(401, None, "nope"),
+            Outcome::Rejected { status: 401, .. }
+        ));
         assert!(matches!(classify(413, None, ""), Outcome::Rejected { .. }));
-        let Outcome::Retry { after, reason } = classify(429, Some(Duration::from_secs(2)), "") else {
+        let Outcome::Retry { after, reason } = classify(429, Some(Duration::from_secs(2)), "")
+        else {
             panic!("429 retries")
         };
         assert_eq!(after, Some(Duration::from_secs(2)));
         assert!(reason.contains("429"), "{reason}");
-        assert!(matches!(classify(503, None, ""), Outcome::Retry { after: None, .. }));
+        assert!(matches!(
+            classify(503, None, ""),
+            Outcome::Retry { after: None, .. }
+        ));
     }
 
     #[test]
@@ -176,7 +216,10 @@ mod tests {
             let full = base.saturating_mul(1 << (attempt - 1).min(16)).min(cap);
             for random in [0, 1, u64::MAX / 3, u64::MAX] {
                 let d = backoff(attempt, base, cap, random);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d:?} vs {full:?}"
+                );
             }
         }
         assert_eq!(backoff(1, base, cap, 0), Duration::from_millis(50));

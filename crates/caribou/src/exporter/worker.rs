@@ -38,7 +38,10 @@ pub enum Control {
     /// Answer once `counters.settled() >= target`.
     Flush { target: u64, reply: Sender<()> },
     /// Send everything, until done or `deadline`; abandon the rest, answer, and exit.
-    Shutdown { deadline: Instant, reply: Sender<()> },
+    Shutdown {
+        deadline: Instant,
+        reply: Sender<()>,
+    },
 }
 
 /// What the thread needs, moved in at spawn.
@@ -104,7 +107,10 @@ impl Worker {
             let now = Instant::now();
             let urgent = !self.waiters.is_empty() || self.shutdown.is_some() || !self.data_open;
             if self.inflight.is_none() && !self.builder.is_empty() {
-                let old = self.builder.first_at().is_some_and(|t| now >= t + self.parts.flush_interval);
+                let old = self
+                    .builder
+                    .first_at()
+                    .is_some_and(|t| now >= t + self.parts.flush_interval);
                 if urgent || old || self.builder.is_full() {
                     self.seal(now);
                 }
@@ -116,7 +122,8 @@ impl Worker {
                 continue;
             }
             self.answer_waiters();
-            let idle = self.inflight.is_none() && self.builder.is_empty() && self.parts.data.is_empty();
+            let idle =
+                self.inflight.is_none() && self.builder.is_empty() && self.parts.data.is_empty();
             if (self.shutdown.is_some() || !self.data_open) && (idle || past_deadline) {
                 self.stop();
                 return;
@@ -148,7 +155,13 @@ impl Worker {
     fn seal(&mut self, now: Instant) {
         let records = self.builder.len();
         match self.builder.seal(&mut self.compressor) {
-            Ok(batch) => self.inflight = Some(InFlight { batch, attempts: 0, next_try: now }),
+            Ok(batch) => {
+                self.inflight = Some(InFlight {
+                    batch,
+                    attempts: 0,
+                    next_try: now,
+                })
+            }
             Err(e) => {
                 self.give_up(records, false);
                 tracing::warn!(error = %e, records, "caribou: zstd compression failed; batch dropped");
@@ -157,7 +170,9 @@ impl Worker {
     }
 
     fn attempt(&mut self) {
-        let Some(flight) = self.inflight.as_mut() else { return };
+        let Some(flight) = self.inflight.as_mut() else {
+            return;
+        };
         flight.attempts += 1;
         let records = flight.batch.records;
         let counters = &self.parts.counters;
@@ -220,7 +235,11 @@ impl Worker {
     fn give_up(&self, records: u64, rejected: bool) {
         let counters = &self.parts.counters;
         counters.failed_batches.fetch_add(1, Ordering::AcqRel);
-        let counter = if rejected { &counters.rejected } else { &counters.abandoned };
+        let counter = if rejected {
+            &counters.rejected
+        } else {
+            &counters.abandoned
+        };
         counter.fetch_add(records, Ordering::AcqRel);
     }
 
@@ -259,8 +278,16 @@ impl Worker {
         // while a batch fills, the thread sleeps on its timer instead, and producers only nudge it
         // once per full batch (`Control::Wake`).
         let idle = self.inflight.is_none() && self.builder.is_empty();
-        let data = if self.data_open && idle { &self.parts.data } else { &no_data };
-        let control = if self.control_open { &self.parts.control } else { &no_control };
+        let data = if self.data_open && idle {
+            &self.parts.data
+        } else {
+            &no_data
+        };
+        let control = if self.control_open {
+            &self.parts.control
+        } else {
+            &no_control
+        };
         select! {
             recv(data) -> msg => match msg {
                 Ok(record) => self.add(&record),

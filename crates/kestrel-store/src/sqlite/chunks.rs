@@ -39,6 +39,20 @@ pub(crate) fn write(conn: &Connection, trace_rowid: i64, items: &[StoredItem]) -
     Ok(())
 }
 
+/// The items of one chunk (`n` of them, as its row says).
+pub(crate) fn decode(n: i64, data: &[u8]) -> Result<Vec<StoredItem>> {
+    let json = zstd::stream::decode_all(data).map_err(|e| internal("decompressing items", e))?;
+    let chunk: Vec<StoredItem> =
+        serde_json::from_slice(&json).map_err(|e| internal("decoding items", e))?;
+    if chunk.len() as i64 != n {
+        return Err(internal(
+            "reading items",
+            format!("chunk holds {} items, expected {n}", chunk.len()),
+        ));
+    }
+    Ok(chunk)
+}
+
 /// All items of a trace, in logged order.
 pub(crate) fn read_all(conn: &Connection, trace_rowid: i64) -> Result<Vec<StoredItem>> {
     let mut select =
@@ -46,19 +60,8 @@ pub(crate) fn read_all(conn: &Connection, trace_rowid: i64) -> Result<Vec<Stored
     let mut rows = select.query([trace_rowid])?;
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
-        let n: i64 = row.get(0)?;
         let data: Vec<u8> = row.get(1)?;
-        let json = zstd::stream::decode_all(data.as_slice())
-            .map_err(|e| internal("decompressing items", e))?;
-        let mut chunk: Vec<StoredItem> =
-            serde_json::from_slice(&json).map_err(|e| internal("decoding items", e))?;
-        if chunk.len() as i64 != n {
-            return Err(internal(
-                "reading items",
-                format!("chunk holds {} items, expected {n}", chunk.len()),
-            ));
-        }
-        items.append(&mut chunk);
+        items.append(&mut decode(row.get(0)?, &data)?);
     }
     items.sort_by_key(|i| (i.ts, i.id));
     Ok(items)

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::catalog::{RunRef, project_id_or_create, run_ref};
 use super::schema::internal;
-use super::{chunks, values};
+use super::{chunks, side, values};
 use crate::Result;
 
 /// Stores a batch; answers how many records were new and how many were seen before.
@@ -122,6 +122,10 @@ struct TraceRow {
     metadata: Option<(JsonMap, JsonMap)>,
     metadata_text: String,
     metadata_ts_text: String,
+    /// Search side tables (see `side`): what this request added, written once by `save`.
+    new_meta_keys: Vec<String>,
+    new_tools: Vec<String>,
+    new_models: Vec<String>,
 }
 
 const ROW_COLUMNS: &str =
@@ -160,6 +164,9 @@ fn load_or_create(conn: &Connection, trace_id: &str, first_ts: i64) -> Result<Tr
                 metadata: None,
                 metadata_text: r.get(22)?,
                 metadata_ts_text: r.get(23)?,
+                new_meta_keys: Vec::new(),
+                new_tools: Vec::new(),
+                new_models: Vec::new(),
             })
         })
         .optional()?;
@@ -196,7 +203,17 @@ fn load_or_create(conn: &Connection, trace_id: &str, first_ts: i64) -> Result<Tr
         metadata: None,
         metadata_text: "{}".to_owned(),
         metadata_ts_text: "{}".to_owned(),
+        new_meta_keys: Vec::new(),
+        new_tools: Vec::new(),
+        new_models: Vec::new(),
     })
+}
+
+/// Adds `value` unless present: the lists hold the few distinct names of one request.
+fn push_new(list: &mut Vec<String>, value: &str) {
+    if !list.iter().any(|v| v == value) {
+        list.push(value.to_owned());
+    }
 }
 
 fn min_opt(a: Option<i64>, b: i64) -> Option<i64> {
@@ -256,6 +273,7 @@ impl TraceRow {
             if cur.is_none_or(|cur| ts >= cur) {
                 meta.insert(key.clone(), value.clone());
                 meta_ts.insert(key.clone(), ts.into());
+                push_new(&mut self.new_meta_keys, key);
             }
         }
         Ok(())
@@ -293,6 +311,9 @@ impl TraceRow {
         }
         if self.model_name.is_none() {
             self.model_name.clone_from(&open.model_name);
+            if let Some(model) = &open.model_name {
+                push_new(&mut self.new_models, model);
+            }
         }
         self.started_at = min_opt(self.started_at, open.ts);
         self.offer_status(RolloutStatus::Running, open.ts);
@@ -344,8 +365,14 @@ impl TraceRow {
                 self.input_tokens += m.input_tokens.map_or(0, values::int);
                 self.output_tokens += m.output_tokens.map_or(0, values::int);
                 self.cost_usd += m.cost_usd.unwrap_or(0.0);
+                if let Some(model) = &m.model {
+                    push_new(&mut self.new_models, model);
+                }
             }
-            Item::ToolExecution(_) => self.tool_calls += 1,
+            Item::ToolExecution(t) => {
+                self.tool_calls += 1;
+                push_new(&mut self.new_tools, &t.name);
+            }
             Item::Event(_) => {}
             Item::Grade(g) => {
                 let value =
@@ -367,7 +394,25 @@ impl TraceRow {
         Ok(())
     }
 
+    fn save_side_tables(&self, conn: &Connection) -> Result<()> {
+        if let Some((meta, _)) = &self.metadata {
+            for key in &self.new_meta_keys {
+                if let Some(value) = meta.get(key) {
+                    side::set_meta(conn, self.id, key, value)?;
+                }
+            }
+        }
+        for name in &self.new_tools {
+            side::add_tool(conn, self.id, name)?;
+        }
+        for model in &self.new_models {
+            side::add_model(conn, self.id, model)?;
+        }
+        Ok(())
+    }
+
     fn save(&self, conn: &Connection) -> Result<()> {
+        self.save_side_tables(conn)?;
         let (metadata, metadata_ts) = match &self.metadata {
             Some((meta, ts)) => (
                 Some(serde_json::to_string(meta).map_err(|e| internal("encoding metadata", e))?),

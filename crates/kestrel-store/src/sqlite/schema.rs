@@ -13,10 +13,17 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::side;
 use crate::{Result, StoreError};
 
 /// The migrations, in order: `MIGRATIONS[i]` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_search.sql"),
+];
+
+/// The version that added the search side tables: data written before gets them filled then.
+const SEARCH_VERSION: i64 = 2;
 
 /// The schema version this code writes and reads.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -87,6 +94,11 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             .ok_or_else(|| StoreError::Internal(format!("no migration for version {v}")))?;
         conn.execute_batch(sql)
             .map_err(|e| internal(&format!("migration to version {}", v + 1), e))?;
+        if v + 1 == SEARCH_VERSION {
+            // Rows stored by version 1 have no side-table entries yet; the full-text index
+            // needs nothing here (its watermark starts at 0, the indexer catches up).
+            side::backfill(conn)?;
+        }
         // PRAGMA takes no bound parameters; the value is our own integer, never user text.
         conn.execute_batch(&format!("PRAGMA user_version = {}", v + 1))?;
         Ok(())

@@ -3,23 +3,27 @@
 //! A step's rollouts are the traces whose `run_id` is the run's id and whose `step` is the step.
 //! Figures are computed on read from the trace rows (no counters to keep in sync):
 //! - rollouts and the status mix;
-//! - tokens and cost: sums; duration: mean over the rollouts that have ended, in ms;
+//! - tokens and cost: sums; duration: mean, p50 and p90 over the rollouts that have ended, in ms;
 //! - grades: per name, over each rollout's **latest** grade of that name (a re-grade replaces, it
 //!   does not add a sample), numeric values only (numbers, bools as 1/0; labels are left out).
 //!   p50 and p90 use linear interpolation between closest ranks (numpy's default): for sorted
 //!   values `v` of length `n`, `q` is read at position `q * (n - 1)`.
+//! - with a search query, the figures cover the matching rollouts only; every step is still
+//!   listed (with zero rollouts when none matches), so charts keep their x axis.
 //!
 //! Steps that rollouts name but that were never registered are listed too; their `created_at` is
 //! the time the first of their traces was stored.
 
 use std::collections::BTreeMap;
 
-use caribou_model::api::{GradeStats, RunStep};
+use caribou_model::api::RunStep;
 use caribou_model::now_us;
+use kestrel_query::Query;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::aggregates::{Figures, figures_by};
 use super::catalog::{RunRef, run_ref};
-use super::values;
+use super::search::{self, Sql};
 use crate::{Result, StoreError};
 
 fn run_not_found(run_id: &str) -> StoreError {
@@ -42,7 +46,12 @@ pub(crate) fn create_run_step(conn: &Connection, run_id: &str, step: i64) -> Res
     figures(conn, run_id, step, created_at)
 }
 
-pub(crate) fn list_run_steps(conn: &Connection, run_id: &str) -> Result<Vec<RunStep>> {
+/// Every step of the run, each with the figures of its rollouts matching `q` (all when `None`).
+pub(crate) fn list_run_steps(
+    conn: &Connection,
+    run_id: &str,
+    q: Option<&Query>,
+) -> Result<Vec<RunStep>> {
     let run = run_ref(conn, run_id)?.ok_or_else(|| run_not_found(run_id))?;
     let mut steps: BTreeMap<i64, i64> = BTreeMap::new();
     let mut seen = conn.prepare_cached(
@@ -58,10 +67,11 @@ pub(crate) fn list_run_steps(conn: &Connection, run_id: &str) -> Result<Vec<RunS
         let (step, at) = row?;
         steps.insert(step, at);
     }
-    steps
+    let mut figures = figures_of(conn, run_id, None, q)?;
+    Ok(steps
         .into_iter()
-        .map(|(step, at)| figures(conn, run_id, step, at))
-        .collect()
+        .map(|(step, at)| run_step(run_id, step, at, figures.remove(&step)))
+        .collect())
 }
 
 pub(crate) fn get_run_step(conn: &Connection, run_id: &str, step: i64) -> Result<Option<RunStep>> {
@@ -91,131 +101,47 @@ fn registered_at(conn: &Connection, run: &RunRef, step: i64) -> Result<Option<i6
         .optional()?)
 }
 
-fn figures(conn: &Connection, run_id: &str, step: i64, created_at: i64) -> Result<RunStep> {
-    let mut out = RunStep {
+/// The figures of the steps of a run, over its rollouts matching `q` (all when `None`). `only`
+/// restricts to one step. Steps with no matching rollout are absent.
+fn figures_of(
+    conn: &Connection,
+    run_id: &str,
+    only: Option<i64>,
+    q: Option<&Query>,
+) -> Result<BTreeMap<i64, Figures>> {
+    let mut sql = Sql::default();
+    let mut cond = format!(
+        "t.run_id = {} AND t.step IS NOT NULL",
+        sql.bind(run_id.to_owned())
+    );
+    if let Some(step) = only {
+        cond = format!("{cond} AND t.step = {}", sql.bind(step));
+    }
+    if let Some(q) = q {
+        cond = format!("{cond} AND {}", search::condition(&mut sql, q));
+    }
+    figures_by(conn, &sql, "t.step", &cond)
+}
+
+fn run_step(run_id: &str, step: i64, created_at: i64, figures: Option<Figures>) -> RunStep {
+    let mut f = figures.unwrap_or_default();
+    RunStep {
         run_id: run_id.to_owned(),
         step,
         created_at,
-        rollouts: 0,
-        status: BTreeMap::new(),
-        grades: BTreeMap::new(),
-        input_tokens: 0,
-        output_tokens: 0,
-        cost_usd: 0.0,
-        duration_ms_mean: None,
-    };
-    let mut by_status = conn.prepare_cached(
-        "SELECT status, COUNT(*), SUM(input_tokens), SUM(output_tokens), TOTAL(cost_usd),
-                TOTAL(ended_at - started_at), COUNT(ended_at - started_at)
-         FROM traces WHERE run_id = ?1 AND step = ?2 GROUP BY status",
-    )?;
-    let mut duration_sum_us = 0.0;
-    let mut durations = 0u64;
-    let rows = by_status.query_map(params![run_id, step], |r| {
-        Ok((
-            values::status(0, &r.get::<_, String>(0)?)?,
-            values::count(r.get(1)?),
-            values::count(r.get(2)?),
-            values::count(r.get(3)?),
-            r.get::<_, f64>(4)?,
-            r.get::<_, f64>(5)?,
-            values::count(r.get(6)?),
-        ))
-    })?;
-    for row in rows {
-        let (status, n, input, output, cost, dur_sum, dur_n) = row?;
-        out.rollouts += n;
-        out.status.insert(status, n);
-        out.input_tokens += input;
-        out.output_tokens += output;
-        out.cost_usd += cost;
-        duration_sum_us += dur_sum;
-        durations += dur_n;
-    }
-    if durations > 0 {
-        out.duration_ms_mean = Some(duration_sum_us / durations as f64 / 1000.0);
-    }
-    out.grades = grade_stats(conn, run_id, step)?;
-    Ok(out)
-}
-
-/// Per grade name, the stats of each rollout's latest numeric grade of that name.
-fn grade_stats(conn: &Connection, run_id: &str, step: i64) -> Result<BTreeMap<String, GradeStats>> {
-    let mut select = conn.prepare_cached(
-        "SELECT g.trace_rowid, g.name, g.value_num FROM grades g JOIN traces t ON t.id = g.trace_rowid
-         WHERE t.run_id = ?1 AND t.step = ?2 ORDER BY g.trace_rowid, g.name, g.ts, g.item_id",
-    )?;
-    let rows = select.query_map(params![run_id, step], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<f64>>(2)?,
-        ))
-    })?;
-    // Rows come ordered by (trace, name, ts): the last of each (trace, name) run is the latest.
-    let mut latest: Vec<(i64, String, Option<f64>)> = Vec::new();
-    for row in rows {
-        let row = row?;
-        match latest.last_mut() {
-            Some(last) if last.0 == row.0 && last.1 == row.1 => *last = row,
-            _ => latest.push(row),
-        }
-    }
-    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (_, name, value) in latest {
-        let values = samples.entry(name).or_default();
-        if let Some(v) = value {
-            values.push(v);
-        }
-    }
-    Ok(samples
-        .into_iter()
-        .map(|(name, values)| (name, stats(values)))
-        .collect())
-}
-
-/// Count, mean, min, max, p50 and p90 of `values` (see the module docs for the quantile rule).
-pub(crate) fn stats(mut values: Vec<f64>) -> GradeStats {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        return GradeStats::default();
-    }
-    GradeStats {
-        count: n as u64,
-        mean: Some(values.iter().sum::<f64>() / n as f64),
-        min: values.first().copied(),
-        max: values.last().copied(),
-        p50: quantile(&values, 0.5),
-        p90: quantile(&values, 0.9),
+        rollouts: f.traces,
+        input_tokens: f.input_tokens,
+        output_tokens: f.output_tokens,
+        cost_usd: f.cost_usd,
+        duration_ms_mean: f.duration_mean(),
+        duration_ms_p50: f.duration_quantile(0.5),
+        duration_ms_p90: f.duration_quantile(0.9),
+        grades: f.grade_stats(),
+        status: std::mem::take(&mut f.status),
     }
 }
 
-/// The `q` quantile of sorted `values`, linear between closest ranks.
-pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    let last = sorted.len().checked_sub(1)?;
-    let pos = q.clamp(0.0, 1.0) * last as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let (a, b) = (*sorted.get(lo)?, *sorted.get(hi)?);
-    Some(a + (b - a) * (pos - lo as f64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile(&v, 0.5), Some(2.5));
-        assert!((quantile(&v, 0.9).unwrap() - 3.7).abs() < 1e-12);
-        assert_eq!(quantile(&[7.0], 0.9), Some(7.0));
-        assert_eq!(quantile(&[], 0.5), None);
-        let s = stats(vec![3.0, 1.0, 2.0]);
-        assert_eq!(
-            (s.count, s.min, s.max, s.mean, s.p50),
-            (3, Some(1.0), Some(3.0), Some(2.0), Some(2.0))
-        );
-    }
+fn figures(conn: &Connection, run_id: &str, step: i64, created_at: i64) -> Result<RunStep> {
+    let mut all = figures_of(conn, run_id, Some(step), None)?;
+    Ok(run_step(run_id, step, created_at, all.remove(&step)))
 }

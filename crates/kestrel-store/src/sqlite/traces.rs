@@ -5,19 +5,25 @@
 //! concurrent ingest (new rows never shift later pages; a trace whose key changes between two
 //! pages may be seen twice or not at all, which is the usual keyset trade-off).
 //!
-//! The SQL is assembled only from fixed fragments of this module; every value is a bound parameter.
+//! The SQL is assembled only from fixed fragments of this module and of `search` (the compiled
+//! query); every value is a bound parameter.
+//!
+//! `grade_desc`/`grade_asc` order by the trace's latest numeric grade of one name (a correlated
+//! lookup per matching trace, on the grades primary key); traces without one come last.
 
 use caribou_model::api::{
     GradeSummary, Page, TraceDetail, TraceFilter, TraceSort, TraceSummary, Turn,
 };
 use caribou_model::items::GradeValue;
+use kestrel_query::Query;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::catalog::{bad_cursor, project_id};
 use super::cursor::{Cursor, Key, page_limit};
+use super::search::{self, Sql};
 use super::{chunks, values};
-use crate::Result;
+use crate::{Result, StoreError};
 
 const SUMMARY_COLUMNS: &str = "t.id, t.trace_id, p.name, t.run_id, t.phase, t.step, t.datapoint_id,
     t.model_name, t.status, t.error, t.started_at, t.ended_at, t.input_tokens, t.output_tokens,
@@ -138,95 +144,165 @@ pub(crate) fn get_trace(conn: &Connection, trace_id: &str) -> Result<Option<Trac
     }))
 }
 
-/// The key expression, direction and cursor tag of each order.
-fn order(sort: TraceSort) -> (&'static str, bool, &'static str) {
-    match sort {
-        TraceSort::Newest => ("t.sort_ts", true, "traces.newest"),
-        TraceSort::Oldest => ("t.sort_ts", false, "traces.oldest"),
-        TraceSort::CostDesc => ("t.cost_usd", true, "traces.cost"),
-        TraceSort::DurationDesc => (
-            "COALESCE(t.ended_at - t.started_at, -1)",
-            true,
-            "traces.duration",
-        ),
-        TraceSort::TokensDesc => ("(t.input_tokens + t.output_tokens)", true, "traces.tokens"),
-    }
+/// The default grade of the grade sorts.
+const DEFAULT_GRADE: &str = "reward";
+
+/// The order of a list: its key expression (SQL on `traces t`, markers bound in `sql`), its
+/// direction, whether its key is REAL, and the cursor tag that ties a cursor to it.
+struct Order {
+    key: String,
+    desc: bool,
+    real: bool,
+    tag: String,
 }
 
-pub(crate) fn list_traces(conn: &Connection, filter: &TraceFilter) -> Result<Page<TraceSummary>> {
+fn order(sql: &mut Sql, filter: &TraceFilter) -> Result<Order> {
+    let plain = |key: &str, desc: bool, real: bool, tag: &str| Order {
+        key: key.to_owned(),
+        desc,
+        real,
+        tag: tag.to_owned(),
+    };
+    let grade = |sql: &mut Sql, desc: bool| {
+        let name = filter.grade.as_deref().unwrap_or(DEFAULT_GRADE);
+        // A trace without a numeric grade of that name sorts last both ways: -inf when highest
+        // comes first, +inf when lowest does (grade values are finite).
+        let missing = if desc { "-9e999" } else { "9e999" };
+        let key = format!(
+            "COALESCE((SELECT g.value_num FROM grades g WHERE g.trace_rowid = t.id AND g.name = {}
+               ORDER BY g.ts DESC, g.item_id DESC LIMIT 1), {missing})",
+            sql.bind(name.to_owned())
+        );
+        let dir = if desc { "desc" } else { "asc" };
+        Order {
+            key,
+            desc,
+            real: true,
+            tag: format!("traces.grade_{dir}.{name}"),
+        }
+    };
+    if filter.grade.is_some() && !matches!(filter.sort, TraceSort::GradeDesc | TraceSort::GradeAsc)
+    {
+        return Err(StoreError::Invalid(
+            "grade names the grade that sort=grade_desc or sort=grade_asc orders by; add one of \
+             those sorts or leave grade out"
+                .to_owned(),
+        ));
+    }
+    Ok(match filter.sort {
+        TraceSort::Newest => plain("t.sort_ts", true, false, "traces.newest"),
+        TraceSort::Oldest => plain("t.sort_ts", false, false, "traces.oldest"),
+        TraceSort::CostDesc => plain("t.cost_usd", true, true, "traces.cost"),
+        TraceSort::DurationDesc => plain(
+            "COALESCE(t.ended_at - t.started_at, -1)",
+            true,
+            false,
+            "traces.duration",
+        ),
+        TraceSort::TokensDesc => plain(
+            "(t.input_tokens + t.output_tokens)",
+            true,
+            false,
+            "traces.tokens",
+        ),
+        TraceSort::GradeDesc => grade(sql, true),
+        TraceSort::GradeAsc => grade(sql, false),
+    })
+}
+
+/// The filter's fields (not its `q`) and the parsed query, as a condition on `traces t`; `None`
+/// when they name a project that does not exist (nothing can match).
+pub(crate) fn filter_condition(
+    conn: &Connection,
+    sql: &mut Sql,
+    filter: &TraceFilter,
+    q: Option<&Query>,
+) -> Result<Option<String>> {
+    let mut clauses: Vec<String> = Vec::new();
+    if let Some(name) = &filter.project {
+        let Some(id) = project_id(conn, name)? else {
+            return Ok(None);
+        };
+        clauses.push(format!("t.project_rowid = {}", sql.bind(id)));
+    }
+    if let Some(run_id) = &filter.run_id {
+        clauses.push(format!("t.run_id = {}", sql.bind(run_id.clone())));
+    }
+    if let Some(phase) = filter.phase {
+        clauses.push(format!("t.phase = {}", sql.bind(phase.as_str().to_owned())));
+    }
+    if let Some(step) = filter.step {
+        clauses.push(format!("t.step = {}", sql.bind(step)));
+    }
+    if let Some(status) = filter.status {
+        clauses.push(format!(
+            "t.status = {}",
+            sql.bind(status.as_str().to_owned())
+        ));
+    }
+    if let Some(dp) = &filter.datapoint_id {
+        clauses.push(format!("t.datapoint_id = {}", sql.bind(dp.clone())));
+    }
+    if let Some(q) = q
+        && q.expr.is_some()
+    {
+        clauses.push(search::condition(sql, q));
+    }
+    Ok(Some(if clauses.is_empty() {
+        "1".to_owned()
+    } else {
+        clauses.join(" AND ")
+    }))
+}
+
+pub(crate) fn list_traces(
+    conn: &Connection,
+    filter: &TraceFilter,
+    q: Option<&Query>,
+) -> Result<Page<TraceSummary>> {
     let limit = page_limit(filter.limit)?;
-    let (key_expr, desc, tag) = order(filter.sort);
+    let mut sql = Sql::default();
+    let order = order(&mut sql, filter)?;
     let after = filter
         .cursor
         .as_deref()
-        .map(|c| Cursor::decode(tag, c))
+        .map(|c| Cursor::decode(&order.tag, c))
         .transpose()?;
-    let empty = Page {
-        data: Vec::new(),
-        next_cursor: None,
+    let Some(mut cond) = filter_condition(conn, &mut sql, filter, q)? else {
+        return Ok(Page {
+            data: Vec::new(),
+            next_cursor: None,
+        });
     };
-
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    if let Some(name) = &filter.project {
-        let Some(id) = project_id(conn, name)? else {
-            return Ok(empty);
-        };
-        clauses.push("t.project_rowid = ?");
-        args.push(Value::Integer(id));
-    }
-    if let Some(run_id) = &filter.run_id {
-        clauses.push("t.run_id = ?");
-        args.push(Value::Text(run_id.clone()));
-    }
-    if let Some(phase) = filter.phase {
-        clauses.push("t.phase = ?");
-        args.push(Value::Text(phase.as_str().to_owned()));
-    }
-    if let Some(step) = filter.step {
-        clauses.push("t.step = ?");
-        args.push(Value::Integer(step));
-    }
-    if let Some(status) = filter.status {
-        clauses.push("t.status = ?");
-        args.push(Value::Text(status.as_str().to_owned()));
-    }
-    if let Some(dp) = &filter.datapoint_id {
-        clauses.push("t.datapoint_id = ?");
-        args.push(Value::Text(dp.clone()));
-    }
-    let keyset = if desc { "< (?, ?)" } else { "> (?, ?)" };
-    let keyset_clause;
     if let Some(cursor) = after {
-        let key = match (filter.sort, cursor.key) {
-            (TraceSort::CostDesc, Key::Real(v)) => Value::Real(v),
-            (TraceSort::CostDesc, _) | (_, Key::Real(_)) | (_, Key::Text(_)) => {
-                return Err(bad_cursor());
-            }
-            (_, Key::Int(v)) => Value::Integer(v),
+        let key = match (order.real, cursor.key) {
+            (true, Key::Real(v)) => Value::Real(v),
+            (false, Key::Int(v)) => Value::Integer(v),
+            _ => return Err(bad_cursor()),
         };
-        keyset_clause = format!("({key_expr}, t.id) {keyset}");
-        clauses.push(&keyset_clause);
-        args.push(key);
-        args.push(Value::Integer(cursor.id));
+        let op = if order.desc { "<" } else { ">" };
+        cond = format!(
+            "({cond}) AND ({}, t.id) {op} ({}, {})",
+            order.key,
+            sql.bind(key),
+            sql.bind(cursor.id)
+        );
     }
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    let dir = if desc { "DESC" } else { "ASC" };
-    let sql = format!(
+    let dir = if order.desc { "DESC" } else { "ASC" };
+    let key_expr = &order.key;
+    let limit_marker = sql.bind((limit + 1) as i64);
+    let text = format!(
         "SELECT {SUMMARY_COLUMNS}, {key_expr} FROM traces t LEFT JOIN projects p ON p.id = t.project_rowid
-         {where_sql} ORDER BY {key_expr} {dir}, t.id {dir} LIMIT ?"
+         WHERE {cond} ORDER BY {key_expr} {dir}, t.id {dir} LIMIT {limit_marker}"
     );
-    args.push(Value::Integer((limit + 1) as i64));
-    let mut select = conn.prepare_cached(&sql)?;
+    // Cached: the same filter shapes repeat; a query's text only varies with its shape.
+    let mut select = conn.prepare_cached(&text)?;
     let mut rows = select
-        .query_map(params_from_iter(args), |r| {
+        .query_map(params_from_iter(sql.args.iter()), |r| {
             let (id, summary, _) = summary_row(r)?;
             let key = match r.get::<_, Value>(20)? {
                 Value::Real(v) => Key::Real(v),
+                Value::Integer(v) if order.real => Key::Real(v as f64),
                 Value::Integer(v) => Key::Int(v),
                 other => {
                     return Err(rusqlite::Error::FromSqlConversionFailure(
@@ -242,7 +318,7 @@ pub(crate) fn list_traces(conn: &Connection, filter: &TraceFilter) -> Result<Pag
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = if more {
-        rows.last().map(|(c, _)| c.encode(tag))
+        rows.last().map(|(c, _)| c.encode(&order.tag))
     } else {
         None
     };

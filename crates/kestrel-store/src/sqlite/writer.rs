@@ -11,12 +11,19 @@
 //! is stored. A caller that drops its future after sending does not stop its job: the job commits
 //! or fails as a whole, and its reply is discarded.
 //!
+//! Background work (the full-text indexer) runs on the same thread and connection, in its own
+//! transactions, never inside a group: when no job is waiting ([`Pace::Idle`]), and for a short,
+//! time-boxed slice after a group while jobs keep coming ([`Pace::Between`], a quarter of the
+//! group's time), so it neither delays acks much nor falls behind without bound.
+//!
 //! Shutdown: a [`Msg::Shutdown`] closes the channel to new jobs, the jobs already queued are still
 //! run, then the connection is closed (which checkpoints the WAL) and the shutdown is answered.
 
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
@@ -98,22 +105,61 @@ pub(crate) struct WriterLimits {
     pub max_group_weight: usize,
 }
 
+/// How much time background work may take now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// No job is waiting: a full slice (the work bounds itself so a new job waits little).
+    Idle,
+    /// Jobs are waiting: at most this long.
+    Between(Duration),
+}
+
+/// Work the writer does when it has time, on its connection, in its own transactions. Returns
+/// whether work is left. It handles (logs) its own errors: the writer only schedules it.
+pub(crate) type Background = Box<dyn FnMut(&Connection, Pace) -> bool + Send>;
+
+/// Shortest slice between groups, so the background work always progresses under load.
+const MIN_BETWEEN: Duration = Duration::from_millis(2);
+/// Longest slice between groups.
+const MAX_BETWEEN: Duration = Duration::from_millis(50);
+
 /// Starts the writer thread on `conn`.
 pub(crate) fn spawn(
     conn: Connection,
     limits: WriterLimits,
+    background: Option<Background>,
 ) -> Result<(mpsc::Sender<Msg>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(limits.queue.max(1));
+    let background = background.unwrap_or_else(|| Box::new(|_: &Connection, _: Pace| false));
     let handle = std::thread::Builder::new()
         .name("kestrel-sqlite-writer".to_owned())
-        .spawn(move || run(conn, rx, limits))
+        .spawn(move || run(conn, rx, limits, background))
         .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
     Ok((tx, handle))
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, limits: WriterLimits) {
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    limits: WriterLimits,
+    mut background: Background,
+) {
     let mut shutdowns = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
+    // Work may be left from a previous run (the watermark is in the file).
+    let mut backlog = true;
+    loop {
+        let first = match rx.try_recv() {
+            Ok(msg) => msg,
+            Err(TryRecvError::Empty) if backlog => {
+                backlog = background(&conn, Pace::Idle);
+                continue;
+            }
+            Err(TryRecvError::Empty) => match rx.blocking_recv() {
+                Some(msg) => msg,
+                None => break,
+            },
+            Err(TryRecvError::Disconnected) => break,
+        };
         let mut group = Vec::new();
         let mut weight = 0;
         let mut next = Some(first);
@@ -134,7 +180,13 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, limits: WriterLimits) {
             }
         }
         if !group.is_empty() {
+            let started = Instant::now();
             run_group(&conn, group);
+            backlog = true;
+            if !rx.is_empty() {
+                let slice = (started.elapsed() / 4).clamp(MIN_BETWEEN, MAX_BETWEEN);
+                backlog = background(&conn, Pace::Between(slice));
+            }
         }
     }
     if let Err((_, e)) = conn.close() {
@@ -209,6 +261,7 @@ mod tests {
                 queue: 16,
                 max_group_weight: 1000,
             },
+            None,
         )
         .unwrap();
         // Hold the writer busy so the next three jobs queue up and run as one group.

@@ -176,8 +176,9 @@ fn expected(all: &[TraceSummary], sort: TraceSort) -> Vec<String> {
     let mut v: Vec<(usize, &TraceSummary)> = all.iter().enumerate().collect();
     // `all` is newest first, and traces were created oldest first: position is the tiebreak.
     match sort {
-        TraceSort::Newest => {}
-        TraceSort::Oldest => v.reverse(),
+        // No trace of the seed has a grade: all tie, and ties go by the stored order.
+        TraceSort::Newest | TraceSort::GradeDesc => {}
+        TraceSort::Oldest | TraceSort::GradeAsc => v.reverse(),
         TraceSort::CostDesc => {
             v.sort_by(|a, b| b.1.cost_usd.total_cmp(&a.1.cost_usd).then(a.0.cmp(&b.0)))
         }
@@ -195,12 +196,14 @@ fn expected(all: &[TraceSummary], sort: TraceSort) -> Vec<String> {
     v.into_iter().map(|(_, t)| t.trace_id.clone()).collect()
 }
 
-const SORTS: [TraceSort; 5] = [
+const SORTS: [TraceSort; 7] = [
     TraceSort::Newest,
     TraceSort::Oldest,
     TraceSort::CostDesc,
     TraceSort::DurationDesc,
     TraceSort::TokensDesc,
+    TraceSort::GradeDesc,
+    TraceSort::GradeAsc,
 ];
 
 pub async fn list_sorts(store: &dyn Store) {

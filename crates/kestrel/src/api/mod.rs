@@ -9,6 +9,7 @@ pub mod datapoints;
 pub mod ingest;
 pub mod projects;
 pub mod runs;
+pub mod stats;
 pub mod traces;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Runs and their steps: `GET/POST /api/v1/runs`, `GET /api/v1/runs/{run_id}`,
-//! `GET/POST /api/v1/runs/{run_id}/steps`, `GET /api/v1/runs/{run_id}/steps/{step}`.
+//! `GET/POST /api/v1/runs/{run_id}/steps` (`?q=` computes the figures over the matching rollouts
+//! only), `GET /api/v1/runs/{run_id}/steps/{step}`.
 //!
 //! The store issues run ids. Registering a step is idempotent; steps that rollouts name but that
 //! were never registered are listed too (the store computes them from the traces).
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use caribou_model::api::{CreateRun, CreateRunStep, Page, Run, RunStep};
 use serde::Deserialize;
 
+use crate::api::traces::parse_q;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, AppState, check_id, check_limit, check_project, parse_step,
 };
@@ -62,12 +64,25 @@ pub async fn get(
     Ok(Json(require_run(&state, &run_id).await?))
 }
 
+/// `GET /api/v1/runs/{run_id}/steps?q=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepsQuery {
+    /// Figures over the rollouts matching this search only.
+    pub q: Option<String>,
+}
+
 pub async fn list_steps(
     State(state): State<AppState>,
     ApiPath(run_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<StepsQuery>,
 ) -> Result<Json<Page<RunStep>>, ApiError> {
+    let q = parse_q(query.q.as_deref())?;
     require_run(&state, &run_id).await?;
-    let data = state.store.list_run_steps(&run_id).await?;
+    let data = match &q {
+        Some(q) => state.store.list_run_steps_matching(&run_id, q).await?,
+        None => state.store.list_run_steps(&run_id).await?,
+    };
     Ok(Json(Page {
         data,
         next_cursor: None,

@@ -5,20 +5,37 @@
 //!
 //! A scope given in the path must not be contradicted by the query (`/projects/a/traces?project=b`
 //! is a 400), so a client never reads traces of another scope than the one it asked for.
+//!
+//! `q=` is a search-language query (see `kestrel_query`), parsed here: a mistake is a 400 with
+//! code `bad_query` whose message names the bad term and its position. `sort=grade_desc|grade_asc`
+//! order by the grade named `grade=` (default `reward`).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use caribou_model::api::{AddGrade, Page, StoredItem, TraceDetail, TraceFilter, TraceSummary};
+use caribou_model::api::{
+    AddGrade, Page, StoredItem, TraceDetail, TraceFilter, TraceSort, TraceSummary,
+};
 use caribou_model::{GradeValue, Limits};
+use kestrel_query::Query;
 
 use crate::api::projects::require_project;
 use crate::api::runs::require_run;
 use crate::api::{ApiJson, ApiPath, ApiQuery, AppState, check_id, check_limit, check_project};
 use crate::error::ApiError;
 
-fn check_filter(filter: &TraceFilter) -> Result<(), ApiError> {
+/// Checks the filter and parses its `q`.
+fn check_filter(filter: &TraceFilter) -> Result<Option<Query>, ApiError> {
     check_limit(filter.limit)?;
+    if let Some(g) = &filter.grade {
+        check_project("grade", g)?;
+        if !matches!(filter.sort, TraceSort::GradeDesc | TraceSort::GradeAsc) {
+            return Err(ApiError::bad_request(
+                "invalid query parameter `grade`: it names the grade that sort=grade_desc or \
+                 sort=grade_asc orders by; add one of those sorts or leave it out",
+            ));
+        }
+    }
     if let Some(p) = &filter.project {
         check_project("project", p)?;
     }
@@ -35,7 +52,12 @@ fn check_filter(filter: &TraceFilter) -> Result<(), ApiError> {
             "invalid query parameter `step`: must be >= 0, got {step}"
         )));
     }
-    Ok(())
+    parse_q(filter.q.as_deref())
+}
+
+/// Parses an optional `q` parameter; a mistake is a `bad_query` 400.
+pub fn parse_q(q: Option<&str>) -> Result<Option<Query>, ApiError> {
+    Ok(q.map(kestrel_query::parse).transpose()?)
 }
 
 /// Puts the path's scope into the filter, refusing a query that names another one.
@@ -55,8 +77,8 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(filter): ApiQuery<TraceFilter>,
 ) -> Result<Json<Page<TraceSummary>>, ApiError> {
-    check_filter(&filter)?;
-    Ok(Json(state.store.list_traces(&filter).await?))
+    let q = check_filter(&filter)?;
+    Ok(Json(state.store.search_traces(&filter, q.as_ref()).await?))
 }
 
 pub async fn list_for_project(
@@ -65,9 +87,9 @@ pub async fn list_for_project(
     ApiQuery(mut filter): ApiQuery<TraceFilter>,
 ) -> Result<Json<Page<TraceSummary>>, ApiError> {
     scope(&mut filter.project, "project", &name)?;
-    check_filter(&filter)?;
+    let q = check_filter(&filter)?;
     require_project(&state, &name).await?;
-    Ok(Json(state.store.list_traces(&filter).await?))
+    Ok(Json(state.store.search_traces(&filter, q.as_ref()).await?))
 }
 
 pub async fn list_for_run(
@@ -76,9 +98,9 @@ pub async fn list_for_run(
     ApiQuery(mut filter): ApiQuery<TraceFilter>,
 ) -> Result<Json<Page<TraceSummary>>, ApiError> {
     scope(&mut filter.run_id, "run_id", &run_id)?;
-    check_filter(&filter)?;
+    let q = check_filter(&filter)?;
     require_run(&state, &run_id).await?;
-    Ok(Json(state.store.list_traces(&filter).await?))
+    Ok(Json(state.store.search_traces(&filter, q.as_ref()).await?))
 }
 
 pub async fn get(
