@@ -11,6 +11,10 @@
 //!   nothing.
 //! - Records of a trace may arrive in any order, in any batches; the result is the same.
 //! - A client mistake is a [`StoreError::Invalid`] or [`StoreError::NotFound`], never `Internal`.
+//! - Search ([`Store::search_traces`], the aggregates) takes a parsed [`Query`]. Everything a query
+//!   names is searchable as soon as its ingest is acknowledged, except words in message and tool
+//!   text, which a backend may index in the background: they become searchable once
+//!   [`Store::search_index_status`] no longer counts their chunk.
 
 use async_trait::async_trait;
 use caribou_model::Batch;

@@ -3,7 +3,9 @@
 //! Per request: every record id goes into `record_ids` (`INSERT OR IGNORE`; nothing inserted means
 //! a duplicate, counted and skipped, also when a record repeats inside the batch). The accepted
 //! records are grouped by trace; for each trace the row is read once, the records are applied to it
-//! in memory, its new items are written as one chunk, and the row is written back with one UPDATE.
+//! in memory, its new items are written as one chunk, and the row is written back with one UPDATE
+//! (plus the search side tables, for the metadata keys, tools and models this request added; see
+//! `side`). The full-text index is not touched here: the writer fills it later (`indexer`).
 //!
 //! Order independence: every derived field is a function of the set of records, not of their
 //! arrival order — status and error take the newest `ts` (ties broken by a fixed rank), metadata
