@@ -21,11 +21,6 @@ impl Style {
         }
     }
 
-    #[cfg(test)]
-    pub fn plain() -> Style {
-        Style { enabled: false }
-    }
-
     fn wrap(self, code: &str, text: &str) -> String {
         if self.enabled {
             format!("\x1b[{code}m{text}\x1b[0m")
