@@ -47,6 +47,7 @@ fn fixture() -> Fixture {
 fn trace_shows_the_conversation() {
     let f = fixture();
     let text = cli(&f.server, &["trace", FAILED]).ok();
+    eprintln!("{text}{}", cli(&f.server, &["traces"]).ok());
     assert_in_order(
         &text,
         &[
