@@ -145,7 +145,9 @@ mod tests {
             "input_tokens": 3, "output_tokens": 5, "cost_usd": 0.001
         }))
         .unwrap();
-        let Item::Message(m) = &item else { panic!("not a message") };
+        let Item::Message(m) = &item else {
+            panic!("not a message")
+        };
         assert_eq!(m.output_tokens, Some(5));
         assert_eq!(item.kind(), "message");
         let back = serde_json::to_value(&item).unwrap();
@@ -155,9 +157,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_kinds_are_refused() {
-        let err = serde_json::from_value::<Item>(json!({"type": "message", "role": "user", "input_token": 3}))
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_value::<Item>(
+            json!({"type": "message", "role": "user", "input_token": 3}),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("input_token"), "{err}");
         let err = serde_json::from_value::<Item>(json!({"type": "span", "name": "x"}))
             .unwrap_err()

@@ -17,9 +17,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::JsonMap;
 use crate::items::Item;
 use crate::status::{Phase, RolloutStatus};
-use crate::JsonMap;
 
 /// The body of `POST /api/v1/ingest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -220,8 +220,11 @@ mod tests {
     fn bad_ids_and_kinds_are_refused() {
         let bad_id = json!({"records": [{"kind": "status", "id": "nope", "trace_id": "t", "ts": 1, "status": "ERROR"}]});
         assert!(serde_json::from_value::<Batch>(bad_id).is_err());
-        let bad_kind = json!({"records": [{"kind": "span", "id": "0193a0d8-0000-7000-8000-000000000003"}]});
-        let err = serde_json::from_value::<Batch>(bad_kind).unwrap_err().to_string();
+        let bad_kind =
+            json!({"records": [{"kind": "span", "id": "0193a0d8-0000-7000-8000-000000000003"}]});
+        let err = serde_json::from_value::<Batch>(bad_kind)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("span"), "{err}");
     }
 }

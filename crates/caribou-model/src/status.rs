@@ -108,9 +108,17 @@ mod tests {
         for st in RolloutStatus::ALL {
             let json = serde_json::to_string(&st).unwrap();
             assert_eq!(json, format!("\"{}\"", st.as_str()));
-            assert_eq!(st.as_str().to_lowercase().parse::<RolloutStatus>().unwrap(), st);
+            assert_eq!(
+                st.as_str().to_lowercase().parse::<RolloutStatus>().unwrap(),
+                st
+            );
         }
-        assert!("done".parse::<RolloutStatus>().unwrap_err().contains("COMPLETED"));
+        assert!(
+            "done"
+                .parse::<RolloutStatus>()
+                .unwrap_err()
+                .contains("COMPLETED")
+        );
     }
 
     #[test]

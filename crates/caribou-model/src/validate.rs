@@ -62,7 +62,11 @@ impl fmt::Display for ValidationError {
 }
 
 fn err(field: &str, message: impl Into<String>) -> ValidationError {
-    ValidationError { index: None, field: field.to_owned(), message: message.into() }
+    ValidationError {
+        index: None,
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A name or id: not empty, not longer than `max` bytes, no control characters.
@@ -71,7 +75,10 @@ pub fn check_name(field: &str, value: &str, max: usize) -> Result<(), Validation
         return Err(err(field, "must not be empty"));
     }
     if value.len() > max {
-        return Err(err(field, format!("is {} bytes long; the limit is {max}", value.len())));
+        return Err(err(
+            field,
+            format!("is {} bytes long; the limit is {max}", value.len()),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(err(field, "must not contain control characters"));
@@ -84,13 +91,17 @@ pub fn check_ts(field: &str, ts: i64) -> Result<(), ValidationError> {
     if ts > MAX_TS_US {
         return Err(err(
             field,
-            format!("{ts} is after the year 3000; timestamps are microseconds since the Unix epoch (not nanoseconds)"),
+            format!(
+                "{ts} is after the year 3000; timestamps are microseconds since the Unix epoch (not nanoseconds)"
+            ),
         ));
     }
     if ts < MIN_TS_US {
         return Err(err(
             field,
-            format!("{ts} is before 2001; timestamps are microseconds since the Unix epoch (not seconds or milliseconds)"),
+            format!(
+                "{ts} is before 2001; timestamps are microseconds since the Unix epoch (not seconds or milliseconds)"
+            ),
         ));
     }
     Ok(())
@@ -98,7 +109,9 @@ pub fn check_ts(field: &str, ts: i64) -> Result<(), ValidationError> {
 
 fn check_non_negative(field: &str, v: Option<f64>) -> Result<(), ValidationError> {
     match v {
-        Some(x) if !x.is_finite() || x < 0.0 => Err(err(field, format!("must be a finite number >= 0, got {x}"))),
+        Some(x) if !x.is_finite() || x < 0.0 => {
+            Err(err(field, format!("must be a finite number >= 0, got {x}")))
+        }
         _ => Ok(()),
     }
 }
@@ -127,9 +140,10 @@ pub fn check_item(item: &Item, limits: &Limits) -> Result<(), ValidationError> {
         Item::Grade(g) => {
             check_name("item.name", &g.name, limits.max_name_len)?;
             match &g.value {
-                GradeValue::Number(x) if !x.is_finite() => {
-                    Err(err("item.value", format!("must be a finite number, got {x}")))
-                }
+                GradeValue::Number(x) if !x.is_finite() => Err(err(
+                    "item.value",
+                    format!("must be a finite number, got {x}"),
+                )),
                 GradeValue::Label(s) => check_name("item.value", s, limits.max_name_len),
                 _ => Ok(()),
             }
@@ -140,7 +154,10 @@ pub fn check_item(item: &Item, limits: &Limits) -> Result<(), ValidationError> {
 /// Checks one record.
 pub fn check_record(record: &Record, limits: &Limits) -> Result<(), ValidationError> {
     if record.id().is_nil() {
-        return Err(err("id", "must not be the nil UUID; use a fresh UUIDv7 per record"));
+        return Err(err(
+            "id",
+            "must not be the nil UUID; use a fresh UUIDv7 per record",
+        ));
     }
     check_name("trace_id", record.trace_id(), limits.max_id_len)?;
     check_ts("ts", record.ts())?;
@@ -151,7 +168,10 @@ pub fn check_record(record: &Record, limits: &Limits) -> Result<(), ValidationEr
             check_opt_name("datapoint_id", o.datapoint_id.as_deref(), limits.max_id_len)?;
             check_opt_name("model_name", o.model_name.as_deref(), limits.max_name_len)?;
             if o.project.is_none() && o.run_id.is_none() {
-                return Err(err("run_id", "a trace_open needs a run_id or a project to be filed under"));
+                return Err(err(
+                    "run_id",
+                    "a trace_open needs a run_id or a project to be filed under",
+                ));
             }
             if let Some(step) = o.step
                 && step < 0
@@ -165,10 +185,16 @@ pub fn check_record(record: &Record, limits: &Limits) -> Result<(), ValidationEr
             if t.tags.len() > limits.max_tags_per_record {
                 return Err(err(
                     "tags",
-                    format!("has {} tags; the limit is {} per record", t.tags.len(), limits.max_tags_per_record),
+                    format!(
+                        "has {} tags; the limit is {} per record",
+                        t.tags.len(),
+                        limits.max_tags_per_record
+                    ),
                 ));
             }
-            t.tags.iter().try_for_each(|tag| check_name("tags[]", tag, limits.max_tag_len))
+            t.tags
+                .iter()
+                .try_for_each(|tag| check_name("tags[]", tag, limits.max_tag_len))
         }
         Record::Error(e) => {
             if e.message.is_empty() {
@@ -204,21 +230,30 @@ pub fn check_batch(batch: &Batch, limits: &Limits) -> Result<(), ValidationError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Message, Record, StatusRecord, RolloutStatus, ItemRecord, new_record_id, now_us};
+    use crate::{ItemRecord, Message, Record, RolloutStatus, StatusRecord, new_record_id, now_us};
 
     fn status(trace_id: &str, ts: i64) -> Record {
-        Record::Status(StatusRecord { id: new_record_id(), trace_id: trace_id.into(), ts, status: RolloutStatus::Error })
+        Record::Status(StatusRecord {
+            id: new_record_id(),
+            trace_id: trace_id.into(),
+            ts,
+            status: RolloutStatus::Error,
+        })
     }
 
     #[test]
     fn good_records_pass() {
-        let batch = Batch { records: vec![status("trc_1", now_us())] };
+        let batch = Batch {
+            records: vec![status("trc_1", now_us())],
+        };
         check_batch(&batch, &Limits::DEFAULT).unwrap();
     }
 
     #[test]
     fn bad_records_say_where_and_what() {
-        let batch = Batch { records: vec![status("trc_1", now_us()), status("", now_us())] };
+        let batch = Batch {
+            records: vec![status("trc_1", now_us()), status("", now_us())],
+        };
         let e = check_batch(&batch, &Limits::DEFAULT).unwrap_err();
         assert_eq!(e.to_string(), "records[1].trace_id: must not be empty");
 
@@ -230,7 +265,11 @@ mod tests {
             trace_id: "t".into(),
             ts: now_us(),
             turn_id: None,
-            item: Item::Message(Message { role: "user".into(), cost_usd: Some(-1.0), ..Default::default() }),
+            item: Item::Message(Message {
+                role: "user".into(),
+                cost_usd: Some(-1.0),
+                ..Default::default()
+            }),
         });
         let e = check_record(&item, &Limits::DEFAULT).unwrap_err();
         assert_eq!(e.field, "item.cost_usd");

@@ -60,6 +60,12 @@ impl KestrelClient {
         )
     }
 
+    /// Every project, by name.
+    pub fn list_projects(&self) -> Result<Vec<Project>, ClientError> {
+        let page: Page<Project> = self.get("/api/v1/projects")?;
+        Ok(page.data)
+    }
+
     pub fn create_run(&self, req: CreateRun) -> Result<Run, ClientError> {
         self.post("/api/v1/runs", &req)
     }
@@ -80,6 +86,36 @@ impl KestrelClient {
     pub fn get_run_steps(&self, run_id: &str) -> Result<Vec<RunStep>, ClientError> {
         let page: Page<RunStep> = self.get(&format!("/api/v1/runs/{}/steps", encode(run_id)))?;
         Ok(page.data)
+    }
+
+    /// The run's steps in order, each with its figures computed over the rollouts matching a
+    /// search-language query only (`status:completed`, `tag:x`).
+    pub fn get_run_steps_matching(
+        &self,
+        run_id: &str,
+        query: &str,
+    ) -> Result<Vec<RunStep>, ClientError> {
+        let page: Page<RunStep> = self.get(&format!(
+            "/api/v1/runs/{}/steps?q={}",
+            encode(run_id),
+            encode(query)
+        ))?;
+        Ok(page.data)
+    }
+
+    /// One page of runs, newest first, of one project or of all.
+    pub fn list_runs(
+        &self,
+        project: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Run>, ClientError> {
+        let pairs = [
+            ("project", project.map(str::to_owned)),
+            ("limit", limit.map(|n| n.to_string())),
+            ("cursor", cursor.map(str::to_owned)),
+        ];
+        self.get(&format!("/api/v1/runs{}", join_query(&pairs)))
     }
 
     /// Adds (or replaces) datapoints of the run's project and links them to the run; returns how
@@ -108,7 +144,7 @@ impl KestrelClient {
         self.get(&format!("/api/v1/traces/{}", encode(trace_id)))
     }
 
-    /// One page of traces matching the filter.
+    /// One page of traces matching the filter (its `q` included).
     pub fn list_traces(&self, filter: &TraceFilter) -> Result<Page<TraceSummary>, ClientError> {
         self.get(&format!("/api/v1/traces{}", query_string(filter, None)))
     }
@@ -180,37 +216,37 @@ fn answer<T: DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
 }
 
-/// `?project=..&step=..` from a filter (and a search query), percent-encoded; empty when no field
-/// is set.
+/// `?q=..&project=..&step=..` from a filter (`q` is the given query, else the filter's),
+/// percent-encoded; empty when no field is set.
 fn query_string(filter: &TraceFilter, q: Option<&str>) -> String {
-    let mut pairs: Vec<(&str, String)> = Vec::new();
-    let mut add = |key: &'static str, value: Option<String>| {
-        if let Some(v) = value {
-            pairs.push((key, v));
-        }
-    };
-    add("q", q.map(str::to_owned));
-    add("project", filter.project.clone());
-    add("run_id", filter.run_id.clone());
-    add("phase", filter.phase.map(|p| p.as_str().to_owned()));
-    add("step", filter.step.map(|s| s.to_string()));
-    add("status", filter.status.map(|s| s.as_str().to_owned()));
-    add("datapoint_id", filter.datapoint_id.clone());
-    if filter.sort != TraceSort::default() {
-        let sort = serde_json::to_value(filter.sort)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
-        add("sort", sort);
-    }
-    add("limit", filter.limit.map(|n| n.to_string()));
-    add("cursor", filter.cursor.clone());
-    if pairs.is_empty() {
-        return String::new();
-    }
+    let sort = (filter.sort != TraceSort::default())
+        .then(|| serde_json::to_value(filter.sort).ok())
+        .flatten()
+        .and_then(|v| v.as_str().map(str::to_owned));
+    join_query(&[
+        ("q", q.or(filter.q.as_deref()).map(str::to_owned)),
+        ("project", filter.project.clone()),
+        ("run_id", filter.run_id.clone()),
+        ("phase", filter.phase.map(|p| p.as_str().to_owned())),
+        ("step", filter.step.map(|s| s.to_string())),
+        ("status", filter.status.map(|s| s.as_str().to_owned())),
+        ("datapoint_id", filter.datapoint_id.clone()),
+        ("sort", sort),
+        ("grade", filter.grade.clone()),
+        ("limit", filter.limit.map(|n| n.to_string())),
+        ("cursor", filter.cursor.clone()),
+    ])
+}
+
+/// `?k=v&..` of the pairs that have a value, percent-encoded; empty when none has.
+fn join_query(pairs: &[(&str, Option<String>)]) -> String {
     let joined: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
         .collect();
+    if joined.is_empty() {
+        return String::new();
+    }
     format!("?{}", joined.join("&"))
 }
 
@@ -249,6 +285,26 @@ mod tests {
             query_string(&filter, Some("tag:a \"timed out\"")),
             "?q=tag%3Aa%20%22timed%20out%22&project=my%20project&phase=train&step=3&status=ERROR&sort=cost_desc&limit=10"
         );
+    }
+
+    #[test]
+    fn the_filter_query_and_grade_are_sent() {
+        let filter = TraceFilter {
+            q: Some("status:error".into()),
+            sort: TraceSort::GradeAsc,
+            grade: Some("correct".into()),
+            ..TraceFilter::default()
+        };
+        assert_eq!(
+            query_string(&filter, None),
+            "?q=status%3Aerror&sort=grade_asc&grade=correct"
+        );
+        // An explicit query wins over the filter's.
+        assert_eq!(
+            query_string(&filter, Some("tag:a")),
+            "?q=tag%3Aa&sort=grade_asc&grade=correct"
+        );
+        assert_eq!(join_query(&[("project", None), ("limit", None)]), "");
     }
 
     #[test]

@@ -18,7 +18,6 @@ mod format;
 mod lists;
 mod output;
 mod paging;
-mod pending;
 mod table;
 
 use std::path::PathBuf;
@@ -51,11 +50,15 @@ pub enum Command {
     /// QUERY is the search language of the UI and the API, e.g.
     /// 'status:error tag:premium meta.customer_id:c123 step:10..20 grade.reward>=0.5 cost>0.01
     /// -tag:internal "timed out"'. Quote it for the shell.
-    #[command(after_help = "Examples:\n  kestrel traces\n  kestrel traces 'status:error \"timed out\"' --project math-rl\n  kestrel traces --run run_0123 --sort grade --grade reward --all --json > traces.json")]
+    #[command(after_help = TRACES_EXAMPLES)]
     Traces(TracesArgs),
 
-    /// Show one trace as a conversation: header, turns, messages, tool calls and results,
-    /// events, grades, then the error and traceback.
+    /// Show one trace as a conversation.
+    ///
+    /// A header (status, model, project/run/step, datapoint, tokens, cost, duration, tags,
+    /// metadata, grades), then each turn's items in order: messages by role, tool calls with
+    /// their arguments, tool runs with their results, events and grades; then the error and its
+    /// traceback. Texts are shown whole unless --truncate is given.
     Trace(TraceArgs),
 
     /// List projects.
@@ -70,9 +73,21 @@ pub enum Command {
     /// Grade a trace after the fact.
     ///
     /// VALUE `true`/`false` is stored as a bool, a number as a number, anything else as a label.
-    #[command(after_help = "Examples:\n  kestrel grade trc_0193... reward 0.75\n  kestrel grade trc_0193... correct true --grader human --comment 'checked by hand'\n  kestrel grade trc_0193... verdict partially_right")]
+    #[command(after_help = GRADE_EXAMPLES)]
     Grade(GradeArgs),
 }
+
+const TRACES_EXAMPLES: &str = "\
+Examples:
+  kestrel traces
+  kestrel traces 'status:error \"timed out\"' --project math-rl
+  kestrel traces --run run_0123 --sort grade --grade reward --all --json > traces.json";
+
+const GRADE_EXAMPLES: &str = "\
+Examples:
+  kestrel grade trc_0193... reward 0.75
+  kestrel grade trc_0193... correct true --grader human --comment 'checked by hand'
+  kestrel grade trc_0193... verdict partially_right";
 
 /// How the client commands reach Kestrel, and how they print.
 #[derive(Debug, Clone, Args)]
@@ -118,7 +133,13 @@ pub struct TracesArgs {
     pub grade: String,
 
     /// Most traces to show [default: 50]; more than a page (1000) follows the cursors.
-    #[arg(long, short = 'n', value_name = "N", conflicts_with = "all")]
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "N",
+        conflicts_with = "all",
+        value_parser = at_least_one
+    )]
     pub limit: Option<u64>,
 
     /// Every matching trace: follow the cursors to the end (progress on stderr).
@@ -150,6 +171,14 @@ pub enum SortArg {
     Grade,
     /// Lowest grade (of --grade) first.
     GradeAsc,
+}
+
+/// A count of rows: 1 or more.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("use a whole number of at least 1".to_owned()),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -185,7 +214,13 @@ pub struct RunsArgs {
     pub project: Option<String>,
 
     /// Most runs to show [default: 50]; more than a page (1000) follows the cursors.
-    #[arg(long, short = 'n', value_name = "N", conflicts_with = "all")]
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "N",
+        conflicts_with = "all",
+        value_parser = at_least_one
+    )]
     pub limit: Option<u64>,
 
     /// Every run: follow the cursors to the end.

@@ -39,7 +39,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         env::API_KEY,
         "--api-key",
-        "one API key (Bearer token); client commands send it",
+        "API key (Bearer); clients send it",
     ),
     (
         env::API_KEYS_FILE,
@@ -63,11 +63,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
     (env::CONFIG, "--config", "TOML config file"),
     (env::LOG, "--log", "log filter (info)"),
-    (
-        env::URL,
-        "--url",
-        "client commands: Kestrel's URL (http://127.0.0.1:8750)",
-    ),
+    (env::URL, "--url", "server URL of client commands"),
 ];
 
 /// The "Environment variables" section of `kestrel serve --help`.

@@ -8,13 +8,12 @@
 use caribou_model::api::{AddGrade, Page, TraceFilter, TraceSort};
 
 use crate::cli::connect::Connection;
-use crate::cli::pending::Pending;
 use crate::cli::conversation::{self, View};
 use crate::cli::output::{self, Style};
 use crate::cli::paging::{self, Want};
 use crate::cli::{
-    Command, GradeArgs, ProjectsArgs, RunsArgs, SortArg, StepsArgs, TraceArgs,
-    TracesArgs, format, lists,
+    Command, GradeArgs, ProjectsArgs, RunsArgs, SortArg, StepsArgs, TraceArgs, TracesArgs, format,
+    lists,
 };
 
 /// Runs a client command (anything but `serve`).
@@ -57,10 +56,7 @@ fn traces(args: &TracesArgs) -> anyhow::Result<()> {
     let base = TraceFilter {
         project: args.project.clone(),
         run_id: args.run.clone(),
-        q: args
-            .query
-            .clone()
-            .filter(|q| !q.trim().is_empty()),
+        q: args.query.clone().filter(|q| !q.trim().is_empty()),
         sort,
         grade: matches!(sort, TraceSort::GradeDesc | TraceSort::GradeAsc)
             .then(|| args.grade.clone()),
@@ -73,10 +69,7 @@ fn traces(args: &TracesArgs) -> anyhow::Result<()> {
             cursor,
             ..base.clone()
         };
-        conn.call(|c| match &filter.q {
-            Some(q) => c.search(q, &filter),
-            None => c.list_traces(&filter),
-        })
+        conn.call(|c| c.list_traces(&filter))
     })?;
     if args.client.json {
         return output::print_json(&page);
@@ -105,15 +98,18 @@ fn trace(args: &TraceArgs) -> anyhow::Result<()> {
 
 fn projects(args: &ProjectsArgs) -> anyhow::Result<()> {
     let conn = Connection::open(&args.client)?;
-    let page = conn.call(|c| c.list_projects())?;
+    let projects = conn.call(|c| c.list_projects())?;
     if args.client.json {
-        return output::print_json(&page);
+        return output::print_json(&Page {
+            data: projects,
+            next_cursor: None,
+        });
     }
-    if page.data.is_empty() {
+    if projects.is_empty() {
         output::note("no projects yet");
         return Ok(());
     }
-    output::print(&lists::projects(&page.data, Style::for_stdout().enabled))
+    output::print(&lists::projects(&projects, Style::for_stdout().enabled))
 }
 
 fn runs(args: &RunsArgs) -> anyhow::Result<()> {
@@ -137,7 +133,10 @@ fn runs(args: &RunsArgs) -> anyhow::Result<()> {
 fn steps(args: &StepsArgs) -> anyhow::Result<()> {
     let conn = Connection::open(&args.client)?;
     let query = args.query.as_deref().filter(|q| !q.trim().is_empty());
-    let steps = conn.call(|c| c.get_run_steps_matching(&args.run_id, query))?;
+    let steps = conn.call(|c| match query {
+        Some(q) => c.get_run_steps_matching(&args.run_id, q),
+        None => c.get_run_steps(&args.run_id),
+    })?;
     if args.client.json {
         return output::print_json(&Page {
             data: steps,
@@ -176,4 +175,3 @@ fn grade(args: &GradeArgs) -> anyhow::Result<()> {
         format::grade_value(&value)
     ))
 }
-

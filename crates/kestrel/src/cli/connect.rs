@@ -61,7 +61,10 @@ impl Connection {
                 status: 401,
                 message,
                 ..
-            } => format!("{message} (pass the key with --api-key or {})", env::API_KEY),
+            } => format!(
+                "{message} (pass the key with --api-key or {})",
+                env::API_KEY
+            ),
             ClientError::Api { message, .. } => message,
             ClientError::Transport(detail) => format!(
                 "cannot reach Kestrel at {}: {detail}; is `kestrel serve` running? (set --url or {})",

@@ -9,8 +9,9 @@
 //!   a JSON string or object, else the text;
 //! - tool `result` and event `data`: like content.
 //!
-//! Texts are kept whole unless a `truncate` length is given (the traceback always is). Rendering
-//! is a pure function of the [`TraceDetail`], so it is unit-tested without a server.
+//! Texts are kept whole unless a `truncate` length is given (the traceback always is). Control
+//! characters in stored text are shown escaped, never sent raw to the terminal. Rendering is a
+//! pure function of the [`TraceDetail`], so it is unit-tested without a server.
 
 use caribou_model::api::{StoredItem, TraceDetail};
 use caribou_model::{Event, Grade, Item, Message, RolloutStatus, ToolExecution};
@@ -52,7 +53,7 @@ pub fn render(trace: &TraceDetail, view: View) -> String {
         out.push('\n');
         out.push_str(&view.style.red(&view.style.bold("error:")));
         out.push(' ');
-        out.push_str(&format::truncate(error, view.truncate));
+        out.push_str(&format::printable(&format::truncate(error, view.truncate)));
         out.push('\n');
     }
     if let Some(traceback) = &trace.traceback {
@@ -81,7 +82,7 @@ fn header(out: &mut String, trace: &TraceDetail, view: View) {
     out.push_str(&format!(
         "{} {}  {}\n",
         style.bold("trace"),
-        style.bold(&s.trace_id),
+        style.bold(&format::printable(&s.trace_id)),
         status_text(s.status, style)
     ));
     let mut fields: Vec<(&str, String)> = Vec::new();
@@ -147,7 +148,11 @@ fn header(out: &mut String, trace: &TraceDetail, view: View) {
     }
     for (name, value) in fields {
         // Pad before styling: escape codes have no width on screen.
-        out.push_str(&format!("  {} {value}\n", style.dim(&format!("{name:<10}"))));
+        let value = format::printable(&value);
+        out.push_str(&format!(
+            "  {} {value}\n",
+            style.dim(&format!("{name:<10}"))
+        ));
     }
 }
 
@@ -189,13 +194,14 @@ fn item(out: &mut String, stored: &StoredItem, view: View) {
 /// `[assistant]  12:00:01.250  gpt-4o · 120 / 45 tokens · $0.0012`.
 fn heading(out: &mut String, label: &str, at: &str, details: &[String], view: View) {
     out.push('\n');
+    let label = format::printable(label);
     out.push_str(&view.style.cyan(&view.style.bold(&format!("[{label}]"))));
     out.push_str("  ");
     out.push_str(&view.style.dim(at));
-    let details: Vec<&str> = details
+    let details: Vec<String> = details
         .iter()
-        .map(String::as_str)
         .filter(|d| !d.is_empty())
+        .map(|d| format::printable(d))
         .collect();
     if !details.is_empty() {
         out.push_str("  ");
@@ -230,7 +236,10 @@ fn message(out: &mut String, m: &Message, at: &str, view: View) {
     }
     heading(out, &label, at, &details, view);
     if let Some(content) = &m.content {
-        block(out, &format::truncate(&content_text(content), view.truncate));
+        block(
+            out,
+            &format::truncate(&content_text(content), view.truncate),
+        );
     }
     if let Some(calls) = &m.tool_calls {
         tool_calls(out, calls, view);
@@ -246,11 +255,7 @@ pub fn content_text(content: &Value) -> String {
     match content {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .map(part_text)
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Value::Array(parts) => parts.iter().map(part_text).collect::<Vec<_>>().join("\n"),
         other => format::pretty_json(other),
     }
 }
@@ -263,7 +268,11 @@ fn part_text(part: &Value) -> String {
     };
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or("");
     let str_field = |k: &str| obj.get(k).and_then(Value::as_str);
-    let id_suffix = |k: &str| str_field(k).map(|id| format!(" ({id})")).unwrap_or_default();
+    let id_suffix = |k: &str| {
+        str_field(k)
+            .map(|id| format!(" ({id})"))
+            .unwrap_or_default()
+    };
     match kind {
         "text" | "input_text" | "output_text" => str_field("text").unwrap_or("").to_owned(),
         "thinking" => format!("(thinking) {}", str_field("thinking").unwrap_or("")),
@@ -315,7 +324,8 @@ fn tool_calls(out: &mut String, calls: &Value, view: View) {
                     .and_then(Value::as_str)
                     .map(|id| format!(" ({id})"))
                     .unwrap_or_default();
-                out.push_str(&format!("{INDENT}{arrow} {name}{id}\n"));
+                let call = format::printable(&format!("{name}{id}"));
+                out.push_str(&format!("{INDENT}{arrow} {call}\n"));
                 if let Some(args) = args {
                     let text = format::truncate(&format::arguments(args), view.truncate);
                     out.push_str(&indent(&text, &deeper));
@@ -350,6 +360,7 @@ fn tool(out: &mut String, t: &ToolExecution, at: &str, view: View) {
         labelled(out, "result", &content_text(result), view.truncate);
     }
     if let Some(error) = &t.error {
+        let error = format::printable(error);
         out.push_str(&format!("{INDENT}{} {error}\n", view.style.red("error:")));
     }
 }
@@ -401,9 +412,10 @@ fn block(out: &mut String, text: &str) {
     out.push('\n');
 }
 
-/// Every non-empty line prefixed.
+/// Every non-empty line prefixed; stored text made [`format::printable`].
 fn indent(text: &str, prefix: &str) -> String {
-    text.lines()
+    format::printable(text)
+        .lines()
         .map(|l| {
             if l.is_empty() {
                 String::new()
@@ -479,14 +491,22 @@ mod tests {
     fn a_conversation_reads_in_order() {
         let trace = detail(json!([
             stored(json!({"type": "message", "role": "user", "content": "What is the weather?"})),
-            stored(json!({"type": "message", "role": "assistant", "model": "gpt-4o",
+            stored(
+                json!({"type": "message", "role": "assistant", "model": "gpt-4o",
                 "content": [{"type": "text", "text": "Let me check."}, {"type": "image_url", "image_url": {}}],
                 "tool_calls": [{"id": "call_1", "type": "function",
-                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})),
-            stored(json!({"type": "tool_execution", "name": "get_weather", "call_id": "call_1",
-                "arguments": {"city": "Paris"}, "result": "sunny, 21C"})),
-            stored(json!({"type": "event", "name": "guardrail", "level": "warn", "data": {"rule": "pii"}})),
-            stored(json!({"type": "grade", "name": "reward", "value": 0.5, "grader": "judge", "comment": "ok"})),
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
+            ),
+            stored(
+                json!({"type": "tool_execution", "name": "get_weather", "call_id": "call_1",
+                "arguments": {"city": "Paris"}, "result": "sunny, 21C"})
+            ),
+            stored(
+                json!({"type": "event", "name": "guardrail", "level": "warn", "data": {"rule": "pii"}})
+            ),
+            stored(
+                json!({"type": "grade", "name": "reward", "value": 0.5, "grader": "judge", "comment": "ok"})
+            ),
         ]));
         let text = render(&trace, PLAIN);
         assert_in_order(
@@ -537,6 +557,16 @@ mod tests {
         );
         assert!(!cut.contains(&long));
         assert!(cut.contains("… [+4900 chars]"), "{cut}");
+    }
+
+    #[test]
+    fn stored_escape_sequences_do_not_reach_the_terminal() {
+        let trace = detail(json!([stored(
+            json!({"type": "message", "role": "user\u{1b}[31m", "content": "hi\u{1b}[2J\rthere"})
+        )]));
+        let text = render(&trace, PLAIN);
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        assert!(text.contains("hi\\u{1b}[2J\\u{d}there"), "{text}");
     }
 
     #[test]

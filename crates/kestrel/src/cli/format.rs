@@ -172,6 +172,21 @@ pub fn arguments(value: &Value) -> String {
     }
 }
 
+/// Text safe to print on a terminal: control characters other than line breaks and tabs (an
+/// escape sequence in a logged message, a carriage return that would overwrite a line) are
+/// shown escaped, `\u{1b}`, instead of acting on the terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `text` cut to `max` characters with a note of what was left out; whole when `max` is `None`.
 pub fn truncate(text: &str, max: Option<usize>) -> String {
     match max {
@@ -222,8 +237,14 @@ mod tests {
         assert_eq!(parse_grade_value("FALSE"), GradeValue::Bool(false));
         assert_eq!(parse_grade_value("0.75"), GradeValue::Number(0.75));
         assert_eq!(parse_grade_value("-2"), GradeValue::Number(-2.0));
-        assert_eq!(parse_grade_value("NaN"), GradeValue::Label("NaN".to_owned()));
-        assert_eq!(parse_grade_value("good"), GradeValue::Label("good".to_owned()));
+        assert_eq!(
+            parse_grade_value("NaN"),
+            GradeValue::Label("NaN".to_owned())
+        );
+        assert_eq!(
+            parse_grade_value("good"),
+            GradeValue::Label("good".to_owned())
+        );
     }
 
     #[test]
@@ -234,6 +255,11 @@ mod tests {
         );
         assert_eq!(arguments(&json!("plain words")), "plain words");
         assert_eq!(arguments(&json!({"a": 1})), "{\n  \"a\": 1\n}");
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_run() {
+        assert_eq!(printable("a\x1b[2Jb\r\nc\td"), "a\\u{1b}[2Jb\\u{d}\nc\td");
     }
 
     #[test]

@@ -161,7 +161,11 @@ mod tests {
         .unwrap();
         let text = steps(&rows, false);
         let lines: Vec<&str> = text.lines().collect();
-        let words = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let words = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             words(lines[0]),
             "step rollouts status reward.mean reward.min reward.max reward.p50 reward.p90 tokens in/out cost dur mean dur p50 dur p90"

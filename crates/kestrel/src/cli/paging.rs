@@ -96,7 +96,10 @@ impl Progress {
             };
         }
         let (bar, template) = match want {
-            Want::AtMost(n) => (ProgressBar::new(n), "{spinner} {msg} {wide_bar} {pos}/{len}"),
+            Want::AtMost(n) => (
+                ProgressBar::new(n),
+                "{spinner} {msg} {wide_bar} {pos}/{len}",
+            ),
             Want::All => (ProgressBar::new_spinner(), "{spinner} {msg}: {pos} so far"),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
@@ -149,7 +152,13 @@ mod tests {
     #[test]
     fn all_reads_to_the_end() {
         let mut calls = Vec::new();
-        let page = collect("rows", Want::All, Some("10".into()), serve(2500, &mut calls)).unwrap();
+        let page = collect(
+            "rows",
+            Want::All,
+            Some("10".into()),
+            serve(2500, &mut calls),
+        )
+        .unwrap();
         assert_eq!(page.data.len(), 2490);
         assert_eq!(page.next_cursor, None);
         assert_eq!(calls.len(), 3);

@@ -26,7 +26,11 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(self) -> String {
-        assert_eq!(self.code, 0, "kestrel failed:\n{}\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "kestrel failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
         self.stdout
     }
 
@@ -147,7 +151,12 @@ pub fn weather_trace(trace_id: &str, run_id: &str, step: i64) -> TraceBuilder {
 /// A successful short rollout with a reward.
 pub fn ok_trace(trace_id: &str, run_id: &str, step: i64, reward: f64) -> TraceBuilder {
     TraceBuilder::new(trace_id)
-        .open(run_id, caribou_model::Phase::Train, Some(step), Some("q-sum"))
+        .open(
+            run_id,
+            caribou_model::Phase::Train,
+            Some(step),
+            Some("q-sum"),
+        )
         .message("user", "What is 2+2?", 0, 0, 0.0)
         .message("assistant", "4", 10, 1, 0.0001)
         .item(Item::Grade(Grade {
