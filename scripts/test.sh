@@ -2,7 +2,8 @@
 # Runs every test of the project, from a clean clone, installing what it needs itself:
 #   1. formatting and lints (rustfmt, clippy with warnings as errors),
 #   2. Rust tests: model and SDK unit tests, the store suite, Kestrel's black-box HTTP tests, SDK end-to-end tests,
-#   3. Python: a .venv with maturin/pytest/mypy, the `caribou` package pip-installed from source, pytest.
+#   3. Python: a .venv with maturin/pytest/mypy, the `caribou` package pip-installed from source, pytest,
+#   4. the web UI end to end in headless Chromium (Debian's chromium + chromium-driver, installed if missing).
 # Every server a test needs is a real `kestrel serve` started by the test itself on a free 127.0.0.1 port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,3 +27,7 @@ bash scripts/python-env.sh
 
 step "python tests"
 KESTREL_BIN="$PWD/target/debug/kestrel" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
+
+step "web UI end-to-end tests (headless Chromium)"
+bash scripts/ui-test-deps.sh
+KESTREL_BIN="$PWD/target/debug/kestrel" .venv/bin/python -m pytest tests/ui -q -p no:cacheprovider

@@ -11,6 +11,7 @@ mod config;
 mod decode;
 mod error;
 mod server;
+mod ui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -81,6 +81,8 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             auth::require_key,
         ))
         .layer(axum::middleware::from_fn(contain_panics))
+        // After the auth layer: the web UI's files hold no data and load without a key.
+        .merge(crate::ui::router())
         .with_state(state)
 }
 

@@ -48,7 +48,7 @@ export function duration(ms) {
 export function cost(usd) {
   if (usd === null || usd === undefined) return "—";
   if (usd === 0) return "$0";
-  if (Math.abs(usd) < 0.01) return `$${usd.toPrecision(2)}`;
+  if (Math.abs(usd) < 0.01) return `$${Number(usd.toPrecision(2))}`;
   if (Math.abs(usd) < 100) return `$${usd.toFixed(2)}`;
   return `$${Math.round(usd).toLocaleString("en-US")}`;
 }
@@ -59,6 +59,11 @@ export function count(n) {
   if (Math.abs(n) < 1e6) return `${(n / 1e3).toFixed(n < 1e5 ? 1 : 0)}k`;
   if (Math.abs(n) < 1e9) return `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)}M`;
   return `${(n / 1e9).toFixed(2)}B`;
+}
+
+/** An exact whole number with thousands separators: 30000 -> "30,000". */
+export function int(n) {
+  return Number(n).toLocaleString("en-US");
 }
 
 /** A number of unknown scale, short: 0.8125 -> "0.813", 12345.6 -> "12,346". */

@@ -58,7 +58,14 @@ export function textView(text, { maxLines = 24, maxChars = 2000 } = {}) {
 /** A JSON value, pretty-printed and coloured, folded past `maxLines` lines. */
 export function jsonView(value, { maxLines = 30, maxChars = 6000 } = {}) {
   let text;
-  try { text = JSON.stringify(value, null, 2) ?? String(value); } catch { text = String(value); }
+  try {
+    text = JSON.stringify(value, null, 2) ?? String(value);
+    // Small objects read best on one line: { "path": "src/a.py" }.
+    if (value && typeof value === "object" && text.length <= 200) {
+      const one = JSON.stringify(value, null, 1).replace(/\n\s*/g, " ");
+      if (one.length <= 90) text = one;
+    }
+  } catch { text = String(value); }
   return foldable(text, (t) => h("pre", { class: "json" }, coloured(t)), { maxLines, maxChars, cls: "jsonwrap" });
 }
 

@@ -57,16 +57,25 @@ export function traceHref(t) {
   return `/ui/traces/${enc(t.trace_id)}`;
 }
 
+function runCell(t) {
+  if (!t.run_id) return "—";
+  // prod traces are filed under the project: their "run" is the project name.
+  if (t.run_id === t.project) return h("span", { class: "muted" }, t.phase || "prod");
+  return h("a", { href: `/ui/runs/${enc(t.run_id)}`, title: t.run_id }, t.run_id.slice(0, 12) + "…");
+}
+
 /** The columns of a trace list. `grade`: show that grade only; `step`: add a step column. */
 export function traceColumns({ grade = null, step = false, run = false } = {}) {
   const cols = [
     { label: "Time", cell: (t) => h("a", { href: traceHref(t), class: "trace-link", title: t.trace_id }, f.time(t.started_at)), cls: "mono" },
     { label: "Status", cell: (t) => f.statusBadge(t.status) },
     step && { label: "Step", num: true, cell: (t) => t.step ?? "—" },
-    run && { label: "Run", cell: (t) => t.run_id ? h("a", { href: `/ui/runs/${enc(t.run_id)}` }, t.run_id.slice(0, 12)) : "—", cls: "mono clip" },
+    run && { label: "Run", cell: runCell, cls: "mono clip" },
     { label: "Model", cell: (t) => t.model_name || "—", cls: "clip" },
     { label: "Datapoint", cell: (t) => t.datapoint_id || "—", cls: "mono clip" },
-    { label: grade ? grade : "Grades", cell: (t) => f.gradeChips(t.grades, grade), num: Boolean(grade) },
+    grade
+      ? { label: grade, num: true, cell: (t) => { const g = t.grades.find((x) => x.name === grade); return g ? h("b", null, f.gradeValue(g.value)) : h("span", { class: "muted" }, "—"); } }
+      : { label: "Grades", cell: (t) => f.gradeChips(t.grades) },
     { label: "Tokens", num: true, cell: (t) => f.count(t.input_tokens + t.output_tokens) },
     { label: "Cost", num: true, cell: (t) => f.cost(t.cost_usd) },
     { label: "Duration", num: true, cell: (t) => f.duration(t.duration_ms) },
