@@ -45,8 +45,10 @@ done
 cat <<MSG
 
 Kestrel is running at $url (data in $data). Look at what the examples sent:
-  $url/api/v1/projects                      projects
-  $url/api/v1/traces?project=my-agent       traces of the seed's complete example
+  $url/                                     the web UI: projects, runs, reward curves, traces, search
+  $url/ui/projects/my-agent                 the seed's complete example
+  $url/ui/search?q=status:error             a search
+  target/release/kestrel traces --url $url  the same from the command line (kestrel trace ID reads one)
   $url/api/v1/openapi.json                  every endpoint, documented
 MSG
 
