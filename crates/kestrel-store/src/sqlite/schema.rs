@@ -7,7 +7,10 @@
 //!
 //! Connection settings: WAL (readers never block the writer), `synchronous=FULL` (a commit is on
 //! disk before it returns, so an ack is durable), foreign keys on, a busy timeout for the rare
-//! checkpoint contention.
+//! checkpoint contention. Temporary storage in memory: every ingest job runs in a SAVEPOINT, whose
+//! sub-journal would otherwise be a temp file written page by page (it was a fifth of the writer's
+//! time); it holds only the pages one job touched. A larger page cache for the writer (the trace
+//! rows and indexes it updates stay hot) and memory-mapped reads for the readers.
 
 use std::path::Path;
 
@@ -30,6 +33,13 @@ pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const BUSY_TIMEOUT_MS: i64 = 5_000;
 
+/// The writer's page cache, as SQLite takes it: negative = KiB (64 MiB).
+const WRITER_CACHE_KIB: i64 = -65_536;
+
+/// How much of the database file a reader maps (256 MiB of address space; pages are shared
+/// with the OS page cache, not copied per connection).
+const READER_MMAP_BYTES: i64 = 256 * 1024 * 1024;
+
 pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("{context}: {err}"))
 }
@@ -51,7 +61,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
             path.display()
         )));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
     migrate(&conn, path)?;
     Ok(conn)
@@ -65,7 +78,8 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| internal(&format!("cannot open {} for reading", path.display()), e))?;
     conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+    conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
     Ok(conn)
 }
 

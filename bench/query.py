@@ -1,0 +1,162 @@
+"""Benches 3 and 4: query latency at scale, and how each figure grows with the item count.
+
+    bench/run-query.sh                                  # 100k and 1M items
+    bench/.venv/bin/python bench/query.py --sizes 100000,1000000,10000000 [--repeat 20]
+
+For each size: a fresh release Kestrel, loaded through its ingest API with realistic traces
+(``gen.py``; 70% of them in one training run of 100 steps, the rest in a prod project) plus one
+trace of 30,000 items; then, once the full-text index caught up, each query is timed ``--repeat``
+times over HTTP (first 50 traces, the API's default page): the search-language examples, the
+run's per-step aggregates, and opening the 30,000-item trace. Prints a latency table per size and
+a growth table across sizes (p50 latency, load rate, index catch-up, disk use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from _servers import machine, start_kestrel
+from gen import Generator, body
+from load import api, post_parallel
+
+SEARCHES = [
+    "status:error",
+    "tag:premium_tier",
+    "meta.customer_id:cust_123",
+    "meta.latency_ms>400",
+    "model:gpt-4o",
+    "step:10..20",
+    "grade.reward>=0.5",
+    "cost>0.01",
+    "-tag:internal",
+    '"timed out"',
+    "kari",
+    'status:error tag:premium_tier meta.customer_id:cust_123 meta.latency_ms>400 model:gpt-4o step:10..20 '
+    'grade.reward>=0.5 cost>0.01 -tag:internal "timed out"',
+]
+
+
+def timed(url: str, path: str, repeat: int) -> Tuple[float, float, Any]:
+    api(url, "GET", path)  # warm
+    times = []
+    answer = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        answer = api(url, "GET", path)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+    return statistics.median(times), p95, answer
+
+
+def count(answer: Any) -> int:
+    """Rows in an answer: a list, or a page (``data``)."""
+    if isinstance(answer, list):
+        return len(answer)
+    return len(answer.get("data") or answer.get("items") or [])
+
+
+def wait_indexed(url: str) -> float:
+    start = time.perf_counter()
+    while True:
+        st = api(url, "GET", "/api/v1/status")["search_index"]
+        if st["unindexed_chunks"] == 0:
+            return time.perf_counter() - start
+        time.sleep(0.2)
+
+
+def du_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def one_size(items: int, repeat: int, clients: int) -> Dict[str, Any]:
+    server = start_kestrel()
+    try:
+        url = server.url
+        run = api(url, "POST", "/api/v1/runs", {"project": "bench", "phase": "train", "name": "query"})
+        load = post_parallel(url, items, clients, server.pid, run_id=run["id"])
+        # The big trace: 30,000 items in batches of 1,000 records.
+        big = Generator(seed=99, salt=999, run_id=None).trace(n_items=30_000)
+        big_id = big[0]["trace_id"]
+        for i in range(0, len(big), 1000):
+            api_post_raw(url, body(big[i:i + 1000]))
+        lag = wait_indexed(url)
+        rows: List[Tuple[str, float, float, str]] = []
+        for q in SEARCHES:
+            path = "/api/v1/traces?" + urllib.parse.urlencode({"q": q})
+            p50, p95, ans = timed(url, path, repeat)
+            rows.append((f"search `{q}`" if len(q) < 40 else "search: all examples ANDed", p50, p95,
+                         f"{count(ans)} traces"))
+        p50, p95, ans = timed(url, f"/api/v1/runs/{run['id']}/steps", repeat)
+        rows.append(("run per-step aggregates (100 steps)", p50, p95, f"{count(ans)} steps"))
+        p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"run_id": run["id"], "sort": "grade_desc"}), repeat)
+        rows.append(("run's traces by reward (top 50)", p50, p95, f"{count(ans)} traces"))
+        p50, p95, ans = timed(url, f"/api/v1/traces/{big_id}", max(3, repeat // 4))
+        rows.append(("open a 30,000-item trace", p50, p95, f"{len(ans['items'])} items"))
+        disk = du_mb(server.data_dir) if server.data_dir else 0.0
+        return {"items": load["items"] + 30_000, "load": load, "index_lag_s": lag, "rows": rows, "disk_mb": disk}
+    finally:
+        server.stop()
+
+
+def api_post_raw(url: str, data: bytes) -> None:
+    import urllib.request
+
+    req = urllib.request.Request(url + "/api/v1/ingest", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=300).read()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=min(4, os.cpu_count() or 2))
+    args = ap.parse_args()
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        print(f"  loading {size:,} items", file=sys.stderr, flush=True)
+        results.append(one_size(size, args.repeat, args.clients))
+
+    print(f"Query latency over HTTP, release Kestrel, embedded SQLite store; {args.repeat} runs per query")
+    print(f"machine: {machine()}")
+    for r in results:
+        print()
+        print(f"### {r['items']:,} items ({r['load']['items_per_s']:,.0f} items/s loaded; "
+              f"full-text index caught up {r['index_lag_s']:.1f} s after the last ack; {r['disk_mb']:,.0f} MB on disk)")
+        print()
+        print("| query | p50 ms | p95 ms | answer |")
+        print("| --- | ---: | ---: | --- |")
+        for label, p50, p95, what in r["rows"]:
+            flag = "" if p95 <= 50 else " (over 50 ms)"
+            print(f"| {label} | {p50:.1f} | {p95:.1f}{flag} | {what} |")
+    if len(results) > 1:
+        print()
+        print("### Growth (p50 ms per query; load rate; index catch-up; disk)")
+        print()
+        head = " | ".join(f"{r['items']:,} items" for r in results)
+        print(f"| figure | {head} | growth first to last |")
+        print("|---" * (len(results) + 2) + "|")
+        ratio = results[-1]["items"] / results[0]["items"]
+        for i, (label, *_rest) in enumerate(results[0]["rows"]):
+            vals = [r["rows"][i][1] for r in results]
+            print(f"| {label} | " + " | ".join(f"{v:.1f}" for v in vals) +
+                  f" | x{vals[-1] / max(vals[0], 0.01):.1f} (items x{ratio:.0f}) |")
+        for key, label, fmt in (("items_per_s", "load, items/s", "{:,.0f}"),):
+            vals = [r["load"][key] for r in results]
+            print(f"| {label} | " + " | ".join(fmt.format(v) for v in vals) + f" | x{vals[-1] / vals[0]:.2f} |")
+        vals = [r["index_lag_s"] for r in results]
+        print("| index catch-up after last ack, s | " + " | ".join(f"{v:.1f}" for v in vals) + " | |")
+        vals = [r["disk_mb"] for r in results]
+        print("| disk MB | " + " | ".join(f"{v:,.0f}" for v in vals) + f" | x{vals[-1] / max(vals[0], 0.01):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

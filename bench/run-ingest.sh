@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# One command: builds what it needs (bench/_setup.sh), then runs bench/ingest.py with the given
+# arguments and prints its table. See bench/README.md.
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+exec "$py" "$repo/bench/ingest.py" "$@"
