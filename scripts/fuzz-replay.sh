@@ -12,11 +12,15 @@ cargo test --manifest-path fuzz/Cargo.toml --no-default-features --tests
 
 if [ "${1:-}" = "--run" ]; then
     seconds="${2:-60}"
+    found="$(mktemp -d)"
     for target in ingest_decode query_parse store_ingest; do
-        corpus="fuzz/corpus/$target"
-        [ "$target" = store_ingest ] && corpus="fuzz/corpus/ingest_decode"
-        echo "==> fuzzing $target for ${seconds}s"
-        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "../$corpus" -- \
-            -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=1048576)
+        seeds="fuzz/corpus/$target"
+        [ "$target" = store_ingest ] && seeds="fuzz/corpus/ingest_decode"
+        mkdir -p "$found/$target"
+        echo "==> fuzzing $target for ${seconds}s (new inputs in $found/$target)"
+        # The first corpus folder receives new inputs: a temporary one, so the committed seeds stay
+        # as they are. A crash leaves its input in fuzz/artifacts/<target>/.
+        RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$found/$target" "$seeds" -- \
+            -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=1048576
     done
 fi

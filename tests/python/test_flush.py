@@ -45,7 +45,8 @@ def test_flush_reports_exactly_what_was_acknowledged(kestrel: Kestrel, traced: s
 
 
 def test_unreachable_kestrel_times_out_without_raising() -> None:
-    caribou.configure(run_id="nowhere", phase="prod", endpoint=closed_port_url(), connect_timeout=0.2)
+    # spool=False: this is about the timeout and drops; tests/faults covers the spool.
+    caribou.configure(run_id="nowhere", phase="prod", endpoint=closed_port_url(), connect_timeout=0.2, spool=False)
     try:
         with caribou.trace_run({"datapoint_id": "lost"}):
             caribou.log(Message(role="user", content="nobody hears this"))
@@ -61,7 +62,7 @@ def test_unreachable_kestrel_times_out_without_raising() -> None:
 
 def test_retries_exhausted_are_counted_as_dropped() -> None:
     caribou.configure(
-        run_id="nowhere", phase="prod", endpoint=closed_port_url(), max_retries=0, connect_timeout=0.2
+        run_id="nowhere", phase="prod", endpoint=closed_port_url(), max_retries=0, connect_timeout=0.2, spool=False
     )
     try:
         with caribou.trace_run({"datapoint_id": "lost"}):
@@ -75,7 +76,9 @@ def test_retries_exhausted_are_counted_as_dropped() -> None:
 
 
 def test_a_full_queue_drops_and_counts_never_blocks() -> None:
-    caribou.configure(run_id="nowhere", phase="prod", endpoint=closed_port_url(), queue_capacity=16, connect_timeout=0.2)
+    caribou.configure(
+        run_id="nowhere", phase="prod", endpoint=closed_port_url(), queue_capacity=16, connect_timeout=0.2, spool=False
+    )
     try:
         start = time.monotonic()
         with caribou.trace_run({"datapoint_id": "flood"}):

@@ -21,11 +21,15 @@ use crate::warn;
 pub struct PyFlushReport {
     /// Records acknowledged by Kestrel (in total, since the exporter started).
     pub sent: u64,
-    /// Records dropped (queue full, invalid, refused by Kestrel), in total.
+    /// Records durably written to the on-disk spool, delivered when Kestrel is back, in total.
+    pub spooled: u64,
+    /// Records dropped (queue full, invalid, refused by Kestrel, deleted from a full spool), in
+    /// total.
     pub dropped: u64,
-    /// Records still waiting when the call returned (non-zero only on a timeout).
+    /// Records neither acknowledged nor on disk when the call returned (non-zero only on a
+    /// timeout).
     pub pending: u64,
-    /// True when the timeout passed before everything was acknowledged.
+    /// True when the timeout passed before everything was acknowledged or spooled.
     pub timed_out: bool,
 }
 
@@ -33,6 +37,7 @@ impl From<FlushReport> for PyFlushReport {
     fn from(r: FlushReport) -> Self {
         PyFlushReport {
             sent: r.sent,
+            spooled: r.spooled,
             dropped: r.dropped,
             pending: r.pending,
             timed_out: r.timed_out,
@@ -44,8 +49,9 @@ impl From<FlushReport> for PyFlushReport {
 impl PyFlushReport {
     fn __repr__(&self) -> String {
         format!(
-            "FlushReport(sent={}, dropped={}, pending={}, timed_out={})",
+            "FlushReport(sent={}, spooled={}, dropped={}, pending={}, timed_out={})",
             self.sent,
+            self.spooled,
             self.dropped,
             self.pending,
             if self.timed_out { "True" } else { "False" }
@@ -55,7 +61,7 @@ impl PyFlushReport {
 
 /// The tuning keys `configure()` takes, besides its named arguments.
 const TUNING_KEYS: &str = "queue_capacity, max_batch_records, flush_interval, connect_timeout, request_timeout, \
-     max_retries (times in seconds)";
+     max_retries (times in seconds), spool (bool), spool_dir (a path), spool_max_bytes";
 
 /// (Re)configures tracing for this process. Endpoint and API key default to the environment
 /// (`KESTREL_URL`, `KESTREL_API_KEY`); `endpoint=""` disables sending whatever the environment
@@ -114,6 +120,9 @@ fn apply_tuning(config: &mut Config, key: &str, v: &Bound<'_, PyAny>) -> PyResul
         "flush_interval" => config.flush_interval = secs(v)?,
         "connect_timeout" => config.connect_timeout = secs(v)?,
         "request_timeout" => config.request_timeout = secs(v)?,
+        "spool" => config.spool = v.extract()?,
+        "spool_dir" => config.spool_dir = v.extract()?,
+        "spool_max_bytes" => config.spool_max_bytes = v.extract()?,
         _ => {
             return Err(PyTypeError::new_err(format!(
                 "configure() got an unknown argument {key:?}; tuning arguments are {TUNING_KEYS}"
@@ -139,8 +148,8 @@ pub fn is_enabled() -> bool {
     caribou::is_enabled()
 }
 
-/// Waits until everything logged before the call is acknowledged by Kestrel (or dropped), or
-/// `timeout` seconds pass. Releases the GIL while it waits.
+/// Waits until everything logged before the call is acknowledged by Kestrel, durably spooled (or
+/// dropped), or `timeout` seconds pass. Releases the GIL while it waits.
 #[pyfunction]
 #[pyo3(signature = (timeout=None))]
 pub fn flush(py: Python<'_>, timeout: Option<f64>) -> PyResult<PyFlushReport> {
@@ -178,6 +187,9 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("dropped_invalid", s.dropped_invalid)?;
     d.set_item("dropped_rejected", s.dropped_rejected)?;
     d.set_item("dropped_unsent", s.dropped_unsent)?;
+    d.set_item("spooled", s.spooled)?;
+    d.set_item("spool_sent", s.spool_sent)?;
+    d.set_item("dropped_spool", s.dropped_spool)?;
     for (name, n) in warn::counts() {
         d.set_item(name, n)?;
     }

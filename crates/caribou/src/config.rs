@@ -13,6 +13,9 @@
 //! | `CARIBOU_FLUSH_INTERVAL_MS` | `flush_interval` | 250 ms |
 //! | `CARIBOU_REQUEST_TIMEOUT_MS` | `request_timeout` | 10,000 ms |
 //! | `CARIBOU_MAX_RETRIES` | `max_retries` | 8 |
+//! | `CARIBOU_SPOOL` | `spool` (`0`/`false`/`off`/`no` turns the on-disk spool off) | on |
+//! | `CARIBOU_SPOOL_DIR` | `spool_dir` | `<user cache dir>/caribou/spool/<hash of endpoint>` |
+//! | `CARIBOU_SPOOL_MAX_BYTES` | `spool_max_bytes` | 1 GiB |
 //!
 //! An empty variable counts as unset. A value that does not parse, or is out of range (a capacity,
 //! batch size or interval of zero), is warned about once and the default is used: a typo in the
@@ -22,7 +25,13 @@
 //! records are dropped and counted (see [`crate::exporter`]). The default holds a burst of 20,000
 //! LLM calls (three records each) even if Kestrel answered nothing meanwhile; each waiting record
 //! costs its own size plus 16 bytes of queue slot, allocated up front (~1 MiB at the default).
+//!
+//! The spool ([`crate::exporter`] and its `spool` module) keeps on disk the batches Kestrel does
+//! not take, up to `spool_max_bytes`, and delivers them when Kestrel is back, from this process or
+//! the next one using the same folder. With it off, such batches are retried `max_retries` times
+//! and then dropped (counted).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use caribou_model::Phase;
@@ -39,6 +48,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default retries of one batch after its first attempt.
 pub const DEFAULT_MAX_RETRIES: u32 = 8;
+/// Default bound on the spool folder's size.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 
 /// Everything the SDK needs to know. Code may override any field the environment set.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +72,15 @@ pub struct Config {
     pub flush_interval: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// Retries of a batch after its first attempt, on transport errors, 5xx and 429.
+    /// Retries of a batch after its first attempt, on transport errors, 5xx and 429 (without a
+    /// spool; with one, a batch goes to the spool after a few attempts and is never given up).
     pub max_retries: u32,
+    /// Keep batches Kestrel does not take in an on-disk spool (default on).
+    pub spool: bool,
+    /// The spool folder; `None`: `<user cache dir>/caribou/spool/<hash of the endpoint>`.
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool folder holds; beyond it the oldest batches are deleted (counted).
+    pub spool_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -80,6 +98,9 @@ impl Default for Config {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            spool: true,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
         }
     }
 }
@@ -127,6 +148,17 @@ impl Config {
                 Err(_) => bad_value("CARIBOU_MAX_RETRIES", &raw, "a whole number >= 0"),
             }
         }
+        if let Some(raw) = get("CARIBOU_SPOOL") {
+            match raw.to_ascii_lowercase().as_str() {
+                "0" | "false" | "off" | "no" => config.spool = false,
+                "1" | "true" | "on" | "yes" => config.spool = true,
+                _ => bad_value("CARIBOU_SPOOL", &raw, "1/true/on or 0/false/off"),
+            }
+        }
+        config.spool_dir = get("CARIBOU_SPOOL_DIR").map(PathBuf::from);
+        if let Some(n) = parse_positive(get("CARIBOU_SPOOL_MAX_BYTES"), "CARIBOU_SPOOL_MAX_BYTES") {
+            config.spool_max_bytes = n;
+        }
         config
     }
 
@@ -152,6 +184,9 @@ impl Config {
         }
         if self.request_timeout.is_zero() {
             self.request_timeout = DEFAULT_REQUEST_TIMEOUT;
+        }
+        if self.spool_max_bytes == 0 {
+            self.spool_max_bytes = DEFAULT_SPOOL_MAX_BYTES;
         }
         if let Some(url) = &self.endpoint {
             let trimmed = url.trim().trim_end_matches('/');
@@ -215,7 +250,13 @@ mod tests {
             ("CARIBOU_FLUSH_INTERVAL_MS", "15"),
             ("CARIBOU_REQUEST_TIMEOUT_MS", "1500"),
             ("CARIBOU_MAX_RETRIES", "0"),
+            ("CARIBOU_SPOOL", "off"),
+            ("CARIBOU_SPOOL_DIR", "/tmp/spool here"),
+            ("CARIBOU_SPOOL_MAX_BYTES", "4096"),
         ]);
+        assert!(!config.spool);
+        assert_eq!(config.spool_dir, Some(PathBuf::from("/tmp/spool here")));
+        assert_eq!(config.spool_max_bytes, 4096);
         assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(config.api_key.as_deref(), Some("secret"));
         assert_eq!(config.queue_capacity, 10);
@@ -235,8 +276,11 @@ mod tests {
             ("CARIBOU_FLUSH_INTERVAL_MS", "-5"),
             ("CARIBOU_REQUEST_TIMEOUT_MS", "1e3"),
             ("CARIBOU_MAX_RETRIES", "-1"),
+            ("CARIBOU_SPOOL", "maybe"),
+            ("CARIBOU_SPOOL_MAX_BYTES", "0"),
         ]);
         assert_eq!(config, Config::default());
+        assert!(config.spool, "the spool is on by default");
     }
 
     #[test]

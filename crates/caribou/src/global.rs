@@ -134,8 +134,11 @@ pub fn current_config() -> Arc<Config> {
         .map_or_else(|| Arc::new(Config::default()), |g| g.config.clone())
 }
 
-/// Returns when every record logged before the call is acknowledged by Kestrel or dropped, or when
-/// `timeout` (default [`DEFAULT_FLUSH_TIMEOUT`]) passes. The report says which.
+/// Returns when every record logged before the call is acknowledged by Kestrel, durably written to
+/// the spool (fsynced: it survives the process being killed right after), or dropped; or when
+/// `timeout` (default [`DEFAULT_FLUSH_TIMEOUT`]) passes. With the spool on, what is still held
+/// shortly before the timeout is spooled, so `pending` is non-zero only if the disk failed too.
+/// The report says which.
 pub fn flush(timeout: Option<Duration>) -> FlushReport {
     let global = GLOBAL.load_full();
     match global.as_ref() {
@@ -148,8 +151,8 @@ pub fn flush(timeout: Option<Duration>) -> FlushReport {
     }
 }
 
-/// Flushes (within `timeout`, default [`DEFAULT_SHUTDOWN_TIMEOUT`]), drops what is left (counted)
-/// and stops the exporter thread. Logging afterwards is a no-op until the next [`configure`].
+/// Flushes (within `timeout`, default [`DEFAULT_SHUTDOWN_TIMEOUT`]), spools what is left (or,
+/// with no spool, drops it, counted) and stops the exporter thread. Logging afterwards is a no-op until the next [`configure`].
 /// Idempotent: a second call returns the first call's report.
 pub fn shutdown(timeout: Option<Duration>) -> FlushReport {
     loop {

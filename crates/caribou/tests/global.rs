@@ -31,6 +31,8 @@ fn config(port: u16, capacity: usize) -> Config {
         flush_interval: Duration::from_millis(10),
         connect_timeout: Duration::from_millis(300),
         request_timeout: Duration::from_secs(5),
+        // Drops are what these tests count: no on-disk spool.
+        spool: false,
         ..Config::default()
     }
 }

@@ -231,12 +231,16 @@ class FlushReport:
 
     sent: int
     """Records acknowledged by Kestrel."""
+    spooled: int
+    """Records durably written to the on-disk spool (Kestrel was down, hung or failing); they are
+    delivered when Kestrel is back, by this process or the next one using the same spool."""
     dropped: int
-    """Records dropped: queue full, invalid, or refused by Kestrel."""
+    """Records dropped: queue full, invalid, refused by Kestrel, or deleted from a full spool."""
     pending: int
-    """Records still waiting when the call returned (non-zero only after a timeout)."""
+    """Records neither acknowledged nor on disk when the call returned (non-zero only after a
+    timeout)."""
     timed_out: bool
-    """True when the timeout passed before everything was acknowledged."""
+    """True when the timeout passed before everything was acknowledged or spooled."""
 
 @final
 class Project:
@@ -318,7 +322,9 @@ def configure(
     ``endpoint`` and ``api_key`` default to ``KESTREL_URL`` and ``KESTREL_API_KEY``; with no
     endpoint tracing is a silent no-op (``endpoint=""`` forces that). Tuning keywords:
     ``queue_capacity``, ``max_batch_records``, ``max_retries``, ``flush_interval``,
-    ``connect_timeout``, ``request_timeout`` (seconds). An earlier exporter is flushed first.
+    ``connect_timeout``, ``request_timeout`` (seconds), ``spool`` (bool, default on: keep what
+    Kestrel does not take on disk), ``spool_dir``, ``spool_max_bytes``. An earlier exporter is
+    flushed first.
     """
 
 def is_enabled() -> bool:
@@ -351,8 +357,8 @@ def open_trace(meta: Optional[Mapping[str, Any]] = None) -> TraceHandle:
     """Opens a turn of a trace without making it current (``trace_run`` does both)."""
 
 def flush(timeout: Optional[float] = None) -> FlushReport:
-    """Waits until everything logged so far is acknowledged by Kestrel (or dropped), or
-    ``timeout`` seconds pass."""
+    """Waits until everything logged so far is acknowledged by Kestrel or durably spooled (or
+    dropped), or ``timeout`` seconds pass."""
 
 def shutdown(timeout: Optional[float] = None) -> FlushReport:
     """Flushes and stops; later logging does nothing. Idempotent; also runs at exit."""

@@ -1,8 +1,15 @@
-//! The exporter: a bounded queue in front of one named OS thread that sends batches to Kestrel.
+//! The exporter: a bounded queue in front of one named OS thread that batches records for Kestrel,
+//! a second thread that posts them, and an on-disk spool for what Kestrel does not take.
 //!
 //! The agent's threads only build a record and `try_send` it on a bounded crossbeam channel; the
-//! `caribou-exporter` thread does everything else (JSON, zstd, HTTP, retries). No async runtime
-//! runs inside the host process.
+//! `caribou-exporter` thread does everything else (JSON, zstd, spool, retries) and hands each
+//! sealed batch to the `caribou-sender` thread for the HTTP request, so a hung Kestrel never stops
+//! the queue from draining. No async runtime runs inside the host process.
+//!
+//! With the spool on (the default, [`spool`]), a batch Kestrel does not take (down, hung, 5xx) is
+//! written to disk after a short retry budget and delivered when Kestrel is back, by this process
+//! or the next one using the same folder; `flush` returns once every record logged before it is
+//! acknowledged *or* durably on disk, and reports both (`sent`, `spooled`). See [`worker`].
 //!
 //! Drop behaviour (never blocks, never fails, never panics into the agent):
 //! - queue full: the record is dropped and counted; the first drop is warned once
@@ -11,9 +18,13 @@
 //!   with the reason;
 //! - Kestrel refuses a batch with a 4xx other than 429: the batch is dropped and counted, warned
 //!   once with Kestrel's message;
-//! - transport errors, timeouts, 5xx and 429 are retried with backoff; after `max_retries` retries
-//!   the batch is dropped and counted;
-//! - records still unsent when `shutdown`'s timeout passes are dropped and counted.
+//! - transport errors, timeouts, 5xx and 429 are retried with backoff; with the spool on, the batch
+//!   then goes to the spool; with it off, after `max_retries` retries the batch is dropped and
+//!   counted;
+//! - the spool is full: its oldest batches are deleted and counted (warned once); a spool that
+//!   cannot be written (disk full, no permission) is turned off for the exporter (warned once);
+//! - records still unsent when `shutdown`'s timeout passes are spooled, or without a spool dropped
+//!   and counted.
 //!
 //! Every record keeps the UUIDv7 id it got at log time, so resending a batch (after a timeout
 //! whose request did commit, or from a forked child that inherited the parent's queue) never
@@ -21,12 +32,15 @@
 //!
 //! Control: `flush` and `shutdown` are request/reply over a control channel separate from the
 //! data channel, each bounded by its timeout. `flush` returns when every record enqueued before
-//! the call is settled (acknowledged or dropped), or when its timeout passes; records logged by
+//! the call is settled (acknowledged, spooled or dropped), or when its timeout passes (shortly
+//! before it, whatever is still held is spooled); records logged by
 //! other threads meanwhile are not waited for. `shutdown` is `flush` plus stopping the thread; it
 //! is idempotent and also runs (with [`DROP_TIMEOUT`]) when the exporter is dropped.
 
 mod batch;
 mod queue;
+mod sender;
+pub mod spool;
 mod transport;
 mod worker;
 
@@ -50,8 +64,9 @@ use worker::{Control, WorkerParts};
 /// Timeout of the shutdown run by `Drop`.
 pub const DROP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most time `shutdown` keeps for the thread to answer after it stops trying.
-const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
+/// Most time `flush` and `shutdown` keep, before their deadline, for spooling what is still held
+/// (and, for `shutdown`, for the thread to answer after it stops trying).
+const SPILL_MARGIN: Duration = Duration::from_millis(500);
 
 /// Control messages waiting at most; `flush`/`shutdown` callers beyond it wait their turn.
 const CONTROL_CAPACITY: usize = 64;
@@ -81,14 +96,19 @@ impl Exporter {
         let (data_tx, data_rx) = bounded(config.queue_capacity.max(1));
         let (control_tx, control_rx) = bounded(CONTROL_CAPACITY);
         let counters = Arc::new(Counters::default());
+        let transport = transport::Transport::new(config, endpoint);
+        let url = transport.url().to_owned();
         let parts = WorkerParts {
             data: data_rx,
             control: control_rx,
             counters: counters.clone(),
-            transport: transport::Transport::new(config, endpoint),
+            sender: sender::SenderLink::start(transport)?,
+            url,
+            spool: open_spool(config, endpoint),
             max_batch_records: config.max_batch_records,
             flush_interval: config.flush_interval,
             max_retries: config.max_retries,
+            high_water: (config.queue_capacity / 2).max(1),
         };
         let thread = std::thread::Builder::new()
             .name("caribou-exporter".to_owned())
@@ -145,13 +165,22 @@ impl Exporter {
 
     /// Waits until every record enqueued before the call is settled, or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> FlushReport {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let spill_at = deadline - margin(timeout);
         let target = self.counters.enqueued.load(Ordering::Acquire);
         if self.counters.settled() < target && self.final_report.get().is_none() {
             let (reply, answer) = bounded(1);
             if self
                 .control
-                .send_deadline(Control::Flush { target, reply }, deadline)
+                .send_deadline(
+                    Control::Flush {
+                        target,
+                        spill_at,
+                        reply,
+                    },
+                    deadline,
+                )
                 .is_ok()
             {
                 // Answered when done, or when the thread stops; either way the counters say.
@@ -169,9 +198,9 @@ impl Exporter {
         }
         let now = Instant::now();
         let deadline = now + timeout;
-        // The thread stops trying a little before the caller stops waiting, so that its answer
-        // (and the final counts) arrive in time.
-        let stop_by = now + timeout.saturating_sub((timeout / 5).min(SHUTDOWN_MARGIN));
+        // The thread stops trying a little before the caller stops waiting, so that it can spool
+        // what is left and its answer (and the final counts) arrive in time.
+        let stop_by = deadline - margin(timeout);
         let (reply, answer) = bounded(1);
         let answered = self
             .control
@@ -196,6 +225,36 @@ impl Exporter {
         }
         let report = self.counters.report(!answered);
         *self.final_report.get_or_init(|| report)
+    }
+}
+
+/// How long before a deadline the thread stops trying and spools: a quarter of the timeout, at
+/// most [`SPILL_MARGIN`].
+fn margin(timeout: Duration) -> Duration {
+    (timeout / 4).min(SPILL_MARGIN)
+}
+
+/// The spool of this config, if it is on and has a folder.
+fn open_spool(config: &Config, endpoint: &str) -> Option<spool::Spool> {
+    if !config.spool {
+        return None;
+    }
+    let dir = config
+        .spool_dir
+        .clone()
+        .or_else(|| spool::default_dir(endpoint));
+    match dir {
+        Some(dir) => Some(spool::Spool::new(
+            dir,
+            config.spool_max_bytes,
+            config.api_key.as_deref(),
+        )),
+        None => {
+            tracing::warn!(
+                "caribou: no user cache folder to keep the spool in; set CARIBOU_SPOOL_DIR (batches Kestrel does not take are retried, then dropped)"
+            );
+            None
+        }
     }
 }
 

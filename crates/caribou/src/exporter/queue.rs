@@ -6,11 +6,15 @@
 //! ready model [`Record`]s.
 //!
 //! Counters only grow. `enqueued` counts records accepted by the queue; every one of them ends as
-//! exactly one of `sent` (acknowledged by Kestrel), `rejected` (refused with a 4xx) or `abandoned`
-//! (retries exhausted, or still unsent when the exporter stopped). So `sent + rejected + abandoned`
-//! catching up with a value of `enqueued` means every record queued before that moment is settled,
-//! which is what `flush` waits for. Records refused at the door (`full`, `invalid`, `closed`) were
-//! never enqueued.
+//! exactly one of `sent` (acknowledged by Kestrel), `spooled` (durably written to the spool),
+//! `rejected` (refused with a 4xx) or `abandoned` (retries exhausted with no spool, or still unsent
+//! when the exporter stopped). So `sent + spooled + rejected + abandoned` catching up with a value
+//! of `enqueued` means every record queued before that moment is settled, which is what `flush`
+//! waits for. Records refused at the door (`full`, `invalid`, `closed`) were never enqueued.
+//!
+//! The spool has counters of its own, which may include other processes' records (a spool is
+//! shared): `spool_sent` (delivered from the spool by this exporter) and `spool_dropped` (deleted
+//! from it: evicted by its size bound, damaged, or refused by Kestrel on replay).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +49,9 @@ pub enum Queued {
 pub struct Counters {
     pub enqueued: AtomicU64,
     pub sent: AtomicU64,
+    pub spooled: AtomicU64,
+    pub spool_sent: AtomicU64,
+    pub spool_dropped: AtomicU64,
     pub rejected: AtomicU64,
     pub abandoned: AtomicU64,
     pub full: AtomicU64,
@@ -56,14 +63,18 @@ pub struct Counters {
     pub warned_rejected: AtomicBool,
     pub warned_abandoned: AtomicBool,
     pub warned_unreachable: AtomicBool,
+    pub warned_spooling: AtomicBool,
+    pub warned_spool_dropped: AtomicBool,
+    pub warned_spool_failed: AtomicBool,
 }
 
 impl Counters {
-    /// Enqueued records that reached an end (sent, rejected or abandoned).
+    /// Enqueued records that reached an end (sent, spooled, rejected or abandoned).
     pub fn settled(&self) -> u64 {
         // `sent` last: a reader that sees a settled count never sees it shrink later.
         self.rejected.load(Ordering::Acquire)
             + self.abandoned.load(Ordering::Acquire)
+            + self.spooled.load(Ordering::Acquire)
             + self.sent.load(Ordering::Acquire)
     }
 
@@ -74,6 +85,7 @@ impl Counters {
             + self.full.load(Ordering::Relaxed)
             + self.invalid.load(Ordering::Relaxed)
             + self.closed.load(Ordering::Relaxed)
+            + self.spool_dropped.load(Ordering::Acquire)
     }
 
     /// Enqueued records not settled yet.
@@ -95,12 +107,16 @@ impl Counters {
             dropped_rejected: self.rejected.load(Ordering::Acquire),
             dropped_unsent: self.abandoned.load(Ordering::Acquire)
                 + self.closed.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Acquire),
+            spool_sent: self.spool_sent.load(Ordering::Acquire),
+            dropped_spool: self.spool_dropped.load(Ordering::Acquire),
         }
     }
 
     pub fn report(&self, timed_out: bool) -> FlushReport {
         FlushReport {
             sent: self.sent.load(Ordering::Acquire),
+            spooled: self.spooled.load(Ordering::Acquire),
             dropped: self.dropped(),
             pending: self.pending(),
             timed_out,
@@ -114,12 +130,15 @@ impl Counters {
 }
 
 /// What `flush` and `shutdown` report. Counts are cumulative since the exporter started (the
-/// last `configure`, or the first log after a fork): `sent` acknowledged by Kestrel, `dropped` for
-/// any reason (queue full, invalid, refused by Kestrel, retries exhausted, unsent at shutdown),
-/// `pending` queued or in flight when the call returned.
+/// last `configure`, or the first log after a fork): `sent` acknowledged by Kestrel, `spooled`
+/// durably written to the on-disk spool (delivered later, by this process or the next one with
+/// the same spool), `dropped` for any reason (queue full, invalid, refused by Kestrel, retries
+/// exhausted with no spool, unsent at shutdown, deleted from the spool), `pending` queued or in
+/// flight when the call returned: neither acknowledged nor on disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushReport {
     pub sent: u64,
+    pub spooled: u64,
     pub dropped: u64,
     pub pending: u64,
     /// The call's timeout passed before every record logged before the call was settled.
@@ -128,7 +147,8 @@ pub struct FlushReport {
 
 /// Cumulative counters of the current exporter (since the last `configure`).
 ///
-/// `dropped` = `dropped_queue_full + dropped_invalid + dropped_rejected + dropped_unsent`.
+/// `dropped` = `dropped_queue_full + dropped_invalid + dropped_rejected + dropped_unsent +
+/// dropped_spool`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Records accepted by the queue.
@@ -149,4 +169,11 @@ pub struct Stats {
     pub dropped_rejected: u64,
     /// Retries exhausted, still unsent when the exporter stopped, or logged after it stopped.
     pub dropped_unsent: u64,
+    /// Records of this exporter durably written to the spool.
+    pub spooled: u64,
+    /// Records delivered from the spool by this exporter (its own, or other processes').
+    pub spool_sent: u64,
+    /// Records deleted from the spool by this exporter: evicted by the size bound, damaged, or
+    /// refused by Kestrel on replay (possibly other processes' records).
+    pub dropped_spool: u64,
 }
