@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,33 +37,8 @@ AGENT = HERE / "agent.py"
 CASE_TIMEOUT = 150
 REPORT_LINES: List[str] = []
 
-
-def kestrel_binary() -> Path:
-    if os.environ.get("KESTREL_BIN"):
-        return Path(os.environ["KESTREL_BIN"])
-    candidates = []
-    if os.environ.get("CARGO_TARGET_DIR"):
-        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "kestrel")
-    candidates.append(REPO / "target" / "debug" / "kestrel")
-    for c in candidates:
-        if c.exists():
-            return c
-    subprocess.run(["cargo", "build", "-p", "kestrel"], cwd=REPO, check=True)
-    for c in candidates:
-        if c.exists():
-            return c
-    raise RuntimeError(f"no kestrel binary among {candidates}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def clean_env() -> Dict[str, str]:
-    """The environment without the caller's KESTREL_* / CARIBOU_* variables."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("KESTREL_", "CARIBOU_"))}
+sys.path.insert(0, str(REPO / "tests"))
+from kestrel_proc import clean_env, free_port, kestrel_binary  # noqa: E402
 
 
 class Kestrel:

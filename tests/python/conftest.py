@@ -9,10 +9,7 @@ end. Every test that logs uses its own project, so tests never see each other's 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,38 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 # The examples' deterministic stand-ins (`_fakes`) tell the tests what the examples logged.
 sys.path.insert(0, str(EXAMPLES))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _kestrel_binary() -> Path:
-    candidates = []
-    if os.environ.get("KESTREL_BIN"):
-        return Path(os.environ["KESTREL_BIN"])
-    if os.environ.get("CARGO_TARGET_DIR"):
-        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "kestrel")
-    candidates.append(REPO / "target" / "debug" / "kestrel")
-    for c in candidates:
-        if c.exists():
-            return c
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        pytest.exit("no Kestrel binary (set KESTREL_BIN) and no cargo to build one", returncode=2)
-    subprocess.run([cargo, "build", "-p", "kestrel"], cwd=REPO, check=True)
-    for c in candidates:
-        if c.exists():
-            return c
-    pytest.exit(f"cargo build -p kestrel produced none of {candidates}", returncode=2)
-    raise AssertionError("unreachable")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_env() -> Dict[str, str]:
-    """The environment without any KESTREL_* / CARIBOU_* variable of the caller."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("KESTREL_", "CARIBOU_"))}
+from kestrel_proc import clean_env as server_env  # noqa: E402
+from kestrel_proc import free_port as _free_port  # noqa: E402
+from kestrel_proc import kestrel_binary as _kestrel_binary  # noqa: E402
 
 
 class Kestrel:

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,11 +24,17 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 
-import caribou
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import caribou  # noqa: E402
+from kestrel_proc import free_port as _free_port  # noqa: E402
+from kestrel_proc import kestrel_binary as _kestrel_binary  # noqa: E402
 from caribou import Event, Grade, Message, RolloutStatus, ToolExecution
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,30 +51,6 @@ except ImportError:  # pragma: no cover - environment problem, reported clearly
 
 
 # --------------------------------------------------------------------------- Kestrel
-
-
-def _kestrel_binary() -> Path:
-    if os.environ.get("KESTREL_BIN"):
-        return Path(os.environ["KESTREL_BIN"])
-    candidates = []
-    if os.environ.get("CARGO_TARGET_DIR"):
-        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "kestrel")
-    candidates.append(REPO / "target" / "debug" / "kestrel")
-    for c in candidates:
-        if c.exists():
-            return c
-    subprocess.run(["cargo", "build", "-p", "kestrel"], cwd=REPO, check=True)
-    for c in candidates:
-        if c.exists():
-            return c
-    pytest.exit(f"cargo build -p kestrel produced none of {candidates}", returncode=2)
-    raise AssertionError("unreachable")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Kestrel:
