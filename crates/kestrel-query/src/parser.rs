@@ -29,6 +29,19 @@ pub fn parse_at(src: &str, now_us: i64) -> Result<Query, QueryError> {
         )
         .hint("shorten it"));
     }
+    // A control character can only be a mistake (or an attack): full-text engines treat NUL as the
+    // end of a string, so it never reaches them.
+    if let Some((at, c)) = src
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !c.is_whitespace())
+    {
+        return Err(QueryError::new(
+            src,
+            at..at + c.len_utf8(),
+            format!("control character U+{:04X}", u32::from(c)),
+        )
+        .hint("remove it"));
+    }
     let tokens = tokenize(src)?;
     let mut p = Parser {
         src,

@@ -117,6 +117,11 @@ const CASES: &[(&str, &str)] = &[
         "colour:red",
         "unknown field \"colour\" at 1..7; known fields: status, phase, tag, model, project, run, datapoint, trace, tool, error, step, cost, tokens, input_tokens, output_tokens, duration, after, before, since, meta.<key>, grade.<name>; quote the text to search for it as words",
     ),
+    ("a\u{0}b", "control character U+0000 at 2..3; remove it"),
+    (
+        "tag:x \u{7f}",
+        "control character U+007F at 7..8; remove it",
+    ),
     (
         "modle:gpt-4o",
         "unknown field \"modle\" at 1..6; did you mean \"model\"?",
