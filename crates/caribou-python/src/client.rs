@@ -155,6 +155,15 @@ impl PyKestrelClient {
             Err(e) => Err(to_py_err(py, e)),
         }
     }
+
+    /// [`Self::call`], with the answer turned into Python dicts and lists.
+    fn call_to_py<'py, T: Send + serde::Serialize>(
+        &self,
+        py: Python<'py>,
+        f: impl FnOnce(&KestrelClient) -> Result<T, ClientError> + Send,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.call(py, f)?.map(|v| serde_to_py(py, &v)).transpose()
+    }
 }
 
 #[pymethods]
@@ -214,9 +223,7 @@ impl PyKestrelClient {
         run_id: String,
         step: i64,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py, |c| c.create_run_step(&run_id, step))?
-            .map(|s| serde_to_py(py, &s))
-            .transpose()
+        self.call_to_py(py, |c| c.create_run_step(&run_id, step))
     }
 
     /// The steps of a run with their figures: `rollouts`, `status` (count per status), `grades`
@@ -227,9 +234,7 @@ impl PyKestrelClient {
         py: Python<'py>,
         run_id: String,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py, |c| c.get_run_steps(&run_id))?
-            .map(|s| serde_to_py(py, &s))
-            .transpose()
+        self.call_to_py(py, |c| c.get_run_steps(&run_id))
     }
 
     /// Adds datapoints (`{"id", "input", "expected", "metadata"}` dicts) to a run's project;
@@ -265,9 +270,7 @@ impl PyKestrelClient {
             grader: g.grader,
             metadata: g.metadata,
         };
-        self.call(py, move |c| c.grade(&trace_id, req))?
-            .map(|s| serde_to_py(py, &s))
-            .transpose()
+        self.call_to_py(py, move |c| c.grade(&trace_id, req))
     }
 
     /// One trace with its turns and items, as a dict.
@@ -276,9 +279,7 @@ impl PyKestrelClient {
         py: Python<'py>,
         trace_id: String,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.call(py, |c| c.get_trace(&trace_id))?
-            .map(|t| serde_to_py(py, &t))
-            .transpose()
+        self.call_to_py(py, |c| c.get_trace(&trace_id))
     }
 
     /// A page of traces: `{"data": [...], "next_cursor": ...}`. Filters: `project`, `run_id`,
@@ -290,9 +291,7 @@ impl PyKestrelClient {
         filters: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let filter = trace_filter("list_traces", filters)?;
-        self.call(py, move |c| c.list_traces(&filter))?
-            .map(|p| serde_to_py(py, &p))
-            .transpose()
+        self.call_to_py(py, move |c| c.list_traces(&filter))
     }
 
     /// Traces matching a search-language query (`status:error tag:premium_tier "timed out"`),
@@ -305,9 +304,7 @@ impl PyKestrelClient {
         filters: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let filter = trace_filter("search", filters)?;
-        self.call(py, move |c| c.search(&query, &filter))?
-            .map(|p| serde_to_py(py, &p))
-            .transpose()
+        self.call_to_py(py, move |c| c.search(&query, &filter))
     }
 
     fn __repr__(&self) -> String {
