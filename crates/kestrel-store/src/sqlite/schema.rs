@@ -23,6 +23,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_search.sql"),
+    include_str!("migrations/0003_ingest.sql"),
 ];
 
 /// The version that added the search side tables: data written before gets them filled then.
