@@ -2,6 +2,7 @@
 
     bench/run-query.sh                                  # 100k and 1M items
     bench/.venv/bin/python bench/query.py --sizes 100000,1000000,10000000 [--repeat 20]
+    bench/run-query.sh --sizes 1000000 --data-dir /tmp/kq --reuse   # load once, time many times
 
 For each size: a fresh release Kestrel, loaded through its ingest API with realistic traces
 (``gen.py``; 70% of them in one training run of 100 steps, the rest in a prod project) plus one
@@ -9,18 +10,26 @@ trace of 30,000 items; then, once the full-text index caught up, each query is t
 times over HTTP (first 50 traces, the API's default page): the search-language examples, the
 run's per-step aggregates, and opening the 30,000-item trace. Prints a latency table per size and
 a growth table across sizes (p50 latency, load rate, index catch-up, disk use).
+
+``--data-dir DIR`` keeps each size's data in ``DIR/<size>`` (with ``bench-query.json``: the run id,
+the big trace's id, the load figures) instead of a temporary folder; with ``--reuse`` a size whose
+folder is already loaded is not loaded again, so the queries can be timed against a new Kestrel
+binary without re-posting 10M items (the store migrates the file on opening, as it would in use).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import sys
 import time
+import urllib.error
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from _servers import machine, start_kestrel
 from gen import Generator, body
@@ -76,32 +85,59 @@ def du_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def one_size(items: int, repeat: int, clients: int) -> Dict[str, Any]:
-    server = start_kestrel()
+def load(url: str, items: int, clients: int, pid: int) -> Dict[str, Any]:
+    """Loads ``items`` generated items and the 30,000-item trace; returns what the timing needs."""
+    run = api(url, "POST", "/api/v1/runs", {"project": "bench", "phase": "train", "name": "query"})
+    load = post_parallel(url, items, clients, pid, run_id=run["id"])
+    # The big trace: 30,000 items in batches of 1,000 records.
+    big = Generator(seed=99, salt=999, run_id=None).trace(n_items=30_000)
+    for i in range(0, len(big), 1000):
+        api_post_raw(url, body(big[i:i + 1000]))
+    lag = wait_indexed(url)
+    return {"run_id": run["id"], "big_id": big[0]["trace_id"], "load": load, "index_lag_s": lag}
+
+
+def one_size(items: int, repeat: int, clients: int, data_root: Optional[Path], reuse: bool) -> Dict[str, Any]:
+    data_dir = None if data_root is None else data_root / str(items)
+    meta_file = None if data_dir is None else data_dir / "bench-query.json"
+    loaded = meta_file is not None and reuse and meta_file.exists()
+    if data_dir is not None and not loaded:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+    server = start_kestrel(data_dir)
     try:
         url = server.url
-        run = api(url, "POST", "/api/v1/runs", {"project": "bench", "phase": "train", "name": "query"})
-        load = post_parallel(url, items, clients, server.pid, run_id=run["id"])
-        # The big trace: 30,000 items in batches of 1,000 records.
-        big = Generator(seed=99, salt=999, run_id=None).trace(n_items=30_000)
-        big_id = big[0]["trace_id"]
-        for i in range(0, len(big), 1000):
-            api_post_raw(url, body(big[i:i + 1000]))
-        lag = wait_indexed(url)
+        if loaded and meta_file is not None:
+            meta = json.loads(meta_file.read_text())
+            print(f"  reusing {data_dir} (loaded before)", file=sys.stderr, flush=True)
+            wait_indexed(url)
+        else:
+            print(f"  loading {items:,} items", file=sys.stderr, flush=True)
+            meta = load(url, items, clients, server.pid)
+            if meta_file is not None:
+                meta_file.write_text(json.dumps(meta))
+        run_id, big_id = meta["run_id"], meta["big_id"]
         rows: List[Tuple[str, float, float, str]] = []
         for q in SEARCHES:
             path = "/api/v1/traces?" + urllib.parse.urlencode({"q": q})
             p50, p95, ans = timed(url, path, repeat)
             rows.append((f"search `{q}`" if len(q) < 40 else "search: all examples ANDed", p50, p95,
                          f"{count(ans)} traces"))
-        p50, p95, ans = timed(url, f"/api/v1/runs/{run['id']}/steps", repeat)
+        p50, p95, ans = timed(url, f"/api/v1/runs/{run_id}/steps", repeat)
         rows.append(("run per-step aggregates (100 steps)", p50, p95, f"{count(ans)} steps"))
-        p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"run_id": run["id"], "sort": "grade_desc"}), repeat)
+        p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"run_id": run_id, "sort": "grade_desc"}), repeat)
         rows.append(("run's traces by reward (top 50)", p50, p95, f"{count(ans)} traces"))
+        try:
+            p50, p95, ans = timed(url, f"/api/v1/traces/{big_id}/items?limit=500", repeat)
+            rows.append(("open a 30,000-item trace: first page of 500 items", p50, p95, f"{count(ans)} items"))
+        except urllib.error.HTTPError as e:  # a Kestrel from before item paging
+            rows.append(("open a 30,000-item trace: first page of 500 items", float("nan"), float("nan"),
+                         f"HTTP {e.code}"))
         p50, p95, ans = timed(url, f"/api/v1/traces/{big_id}", max(3, repeat // 4))
-        rows.append(("open a 30,000-item trace", p50, p95, f"{len(ans['items'])} items"))
-        disk = du_mb(server.data_dir) if server.data_dir else 0.0
-        return {"items": load["items"] + 30_000, "load": load, "index_lag_s": lag, "rows": rows, "disk_mb": disk}
+        rows.append(("open a 30,000-item trace: all items at once", p50, p95, f"{len(ans['items'])} items"))
+        disk = du_mb(server.data_dir or data_dir) if (server.data_dir or data_dir) else 0.0
+        return {"items": meta["load"]["items"] + 30_000, "load": meta["load"], "index_lag_s": meta["index_lag_s"],
+                "rows": rows, "disk_mb": disk, "reused": loaded}
     finally:
         server.stop()
 
@@ -119,17 +155,21 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--clients", type=int, default=min(4, os.cpu_count() or 2))
+    ap.add_argument("--data-dir", type=Path, help="keep each size's data in DIR/<size> (default: a temporary folder)")
+    ap.add_argument("--reuse", action="store_true", help="with --data-dir: do not reload a size loaded before")
     args = ap.parse_args()
+    if args.reuse and args.data_dir is None:
+        ap.error("--reuse needs --data-dir")
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        print(f"  loading {size:,} items", file=sys.stderr, flush=True)
-        results.append(one_size(size, args.repeat, args.clients))
+        results.append(one_size(size, args.repeat, args.clients, args.data_dir, args.reuse))
 
     print(f"Query latency over HTTP, release Kestrel, embedded SQLite store; {args.repeat} runs per query")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} (1 / 5 min)")
     for r in results:
         print()
-        print(f"### {r['items']:,} items ({r['load']['items_per_s']:,.0f} items/s loaded; "
+        again = "; data loaded by an earlier run" if r["reused"] else ""
+        print(f"### {r['items']:,} items ({r['load']['items_per_s']:,.0f} items/s loaded{again}; "
               f"full-text index caught up {r['index_lag_s']:.1f} s after the last ack; {r['disk_mb']:,.0f} MB on disk)")
         print()
         print("| query | p50 ms | p95 ms | answer |")

@@ -93,6 +93,24 @@ def test_a_full_queue_drops_and_counts_never_blocks() -> None:
         caribou.configure(endpoint="")
 
 
+def test_the_queue_byte_bound_drops_and_counts_never_blocks() -> None:
+    # Room for 100,000 records but only a few KB: the byte bound is what refuses them.
+    caribou.configure(
+        run_id="nowhere", phase="prod", endpoint=closed_port_url(), queue_capacity=100_000, queue_max_bytes=8_000,
+        connect_timeout=0.2, spool=False,
+    )
+    try:
+        with caribou.trace_run({"datapoint_id": "flood"}):
+            for i in range(500):
+                caribou.log(Message(role="user", content=f"{i:04d}" * 250))  # ~1 KB each
+        s = caribou.stats()
+        assert s["enqueued"] + s["dropped_queue_full"] == 502
+        assert s["dropped_queue_full"] >= 400, s  # a handful fit, plus what the exporter took meanwhile
+    finally:
+        caribou.shutdown(timeout=0.2)
+        caribou.configure(endpoint="")
+
+
 def test_shutdown_flushes_is_idempotent_and_later_logging_is_a_no_op(kestrel: Kestrel, project: str) -> None:
     code = f'''
 import caribou

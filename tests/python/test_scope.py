@@ -101,6 +101,34 @@ def test_async_with_and_nesting(kestrel: Kestrel, traced: str) -> None:
     assert inner_t["tags"] == ["nested"] and inner_t["datapoint_id"] == "inner"
 
 
+def test_async_enter_and_exit_are_finished_awaitables(kestrel: Kestrel, traced: str) -> None:
+    block = caribou.trace_run({"datapoint_id": "manual"})
+    assert repr(block) == "trace_run({'datapoint_id': 'manual'})"
+
+    async def main() -> str:
+        trace_id = await block.__aenter__()
+        assert caribou.current_trace() is not None and caribou.current_trace().trace_id == trace_id  # type: ignore[union-attr]
+        assert await block.__aexit__(None, None, None) is None
+        assert caribou.current_trace() is None
+        return trace_id
+
+    trace_id = asyncio.run(main())
+    caribou.flush(timeout=10)
+    assert kestrel.wait_trace(trace_id, ended)["status"] == "COMPLETED"
+
+
+def test_a_meta_that_is_not_a_mapping_with_kwargs_warns_and_keeps_the_kwargs(kestrel: Kestrel, traced: str) -> None:
+    caribou._caribou._reset_warnings()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with caribou.trace_run(42, datapoint_id="kw-only") as trace_id:  # type: ignore[arg-type]
+            pass
+    assert any("trace_run() takes a dict, got int" in str(w.message) for w in seen), [str(w.message) for w in seen]
+    assert seen[0].filename == __file__  # points at the `with` line, not at caribou's code
+    caribou.flush(timeout=10)
+    assert kestrel.wait_trace(trace_id, ended)["datapoint_id"] == "kw-only"
+
+
 def test_meta_keys_and_extra_metadata(kestrel: Kestrel, traced: str) -> None:
     with caribou.trace_run(
         {"datapoint_id": "dp-7", "phase": "eval", "model_name": "m1", "project": traced, "run_id": traced,

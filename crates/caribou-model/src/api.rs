@@ -220,6 +220,17 @@ pub struct StoredItem {
     pub item: Item,
 }
 
+/// A slice of one trace's items in logged order (`GET /api/v1/traces/{id}/items`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemPage {
+    pub trace_id: String,
+    /// Items in the whole trace.
+    pub total: u64,
+    /// Position of the first item of `items` in the trace (0-based).
+    pub offset: u64,
+    pub items: Vec<StoredItem>,
+}
+
 /// One trace with its turns and its items in logged order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceDetail {

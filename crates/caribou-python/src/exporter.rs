@@ -60,7 +60,7 @@ impl PyFlushReport {
 }
 
 /// The tuning keys `configure()` takes, besides its named arguments.
-const TUNING_KEYS: &str = "queue_capacity, max_batch_records, flush_interval, connect_timeout, request_timeout, \
+const TUNING_KEYS: &str = "queue_capacity, queue_max_bytes, max_batch_records, flush_interval, connect_timeout, request_timeout, \
      max_retries (times in seconds), spool (bool), spool_dir (a path), spool_max_bytes";
 
 /// (Re)configures tracing for this process. Endpoint and API key default to the environment
@@ -115,6 +115,7 @@ fn apply_tuning(config: &mut Config, key: &str, v: &Bound<'_, PyAny>) -> PyResul
     };
     match key {
         "queue_capacity" => config.queue_capacity = v.extract()?,
+        "queue_max_bytes" => config.queue_max_bytes = v.extract()?,
         "max_batch_records" => config.max_batch_records = v.extract()?,
         "max_retries" => config.max_retries = v.extract()?,
         "flush_interval" => config.flush_interval = secs(v)?,

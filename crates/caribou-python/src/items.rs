@@ -1,9 +1,11 @@
 //! `Message`, `ToolExecution`, `Event` and `Grade`: Python classes wrapping the model's items.
 //!
 //! Each class is `frozen` and holds the finished `caribou_model` value, converted once at
-//! construction: logging it only clones that value into the queue, with no Python work left
+//! construction and shared (`Arc`): logging it only queues another reference to it, with no Python work left
 //! for later (the exporter thread never touches Python objects). Construction rules for odd
 //! values are in `fields`. Getters convert back to Python on each access (not a hot path).
+
+use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -23,7 +25,18 @@ fn json_repr<T: serde::Serialize>(class: &str, value: &T) -> String {
 #[pyclass(name = "Message", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyMessage {
-    pub inner: Message,
+    /// Shared with the queue when logged: logging copies nothing.
+    pub item: Arc<Item>,
+}
+
+impl PyMessage {
+    pub fn inner(&self) -> &Message {
+        match &*self.item {
+            Item::Message(x) => x,
+            // Only the constructor makes one, always of this kind.
+            _ => unreachable!("a Message holds a Message"),
+        }
+    }
 }
 
 #[pymethods]
@@ -46,7 +59,7 @@ impl PyMessage {
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyMessage {
-            inner: Message {
+            item: Arc::new(Item::Message(Message {
                 role: required_str("Message", "role", role)?,
                 content: opt_json(content),
                 tool_calls: opt_json(tool_calls),
@@ -58,17 +71,17 @@ impl PyMessage {
                 output_tokens: opt_count("Message", "output_tokens", output_tokens),
                 cost_usd: opt_amount("Message", "cost_usd", cost_usd),
                 metadata: opt_map("Message", "metadata", metadata),
-            },
+            })),
         })
     }
 
     #[getter]
     fn role(&self) -> &str {
-        &self.inner.role
+        &self.inner().role
     }
     #[getter]
     fn content<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner
+        self.inner()
             .content
             .as_ref()
             .map(|v| to_py(py, v))
@@ -76,7 +89,7 @@ impl PyMessage {
     }
     #[getter]
     fn tool_calls<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner
+        self.inner()
             .tool_calls
             .as_ref()
             .map(|v| to_py(py, v))
@@ -84,35 +97,35 @@ impl PyMessage {
     }
     #[getter]
     fn tool_call_id(&self) -> Option<&str> {
-        self.inner.tool_call_id.as_deref()
+        self.inner().tool_call_id.as_deref()
     }
     #[getter]
     fn name(&self) -> Option<&str> {
-        self.inner.name.as_deref()
+        self.inner().name.as_deref()
     }
     #[getter]
     fn model(&self) -> Option<&str> {
-        self.inner.model.as_deref()
+        self.inner().model.as_deref()
     }
     #[getter]
     fn provider(&self) -> Option<&str> {
-        self.inner.provider.as_deref()
+        self.inner().provider.as_deref()
     }
     #[getter]
     fn input_tokens(&self) -> Option<u64> {
-        self.inner.input_tokens
+        self.inner().input_tokens
     }
     #[getter]
     fn output_tokens(&self) -> Option<u64> {
-        self.inner.output_tokens
+        self.inner().output_tokens
     }
     #[getter]
     fn cost_usd(&self) -> Option<f64> {
-        self.inner.cost_usd
+        self.inner().cost_usd
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner
+        self.inner()
             .metadata
             .as_ref()
             .map(|m| map_to_py(py, m).map(Bound::into_any))
@@ -121,11 +134,11 @@ impl PyMessage {
 
     /// The item as sent to Kestrel (with `"type": "message"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &Item::Message(self.inner.clone()))
+        serde_to_py(py, &*self.item)
     }
 
     fn __repr__(&self) -> String {
-        json_repr("Message", &self.inner)
+        json_repr("Message", self.inner())
     }
 }
 
@@ -133,7 +146,18 @@ impl PyMessage {
 #[pyclass(name = "ToolExecution", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyToolExecution {
-    pub inner: ToolExecution,
+    /// Shared with the queue when logged: logging copies nothing.
+    pub item: Arc<Item>,
+}
+
+impl PyToolExecution {
+    pub fn inner(&self) -> &ToolExecution {
+        match &*self.item {
+            Item::ToolExecution(x) => x,
+            // Only the constructor makes one, always of this kind.
+            _ => unreachable!("a ToolExecution holds a ToolExecution"),
+        }
+    }
 }
 
 #[pymethods]
@@ -151,7 +175,7 @@ impl PyToolExecution {
         duration_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyToolExecution {
-            inner: ToolExecution {
+            item: Arc::new(Item::ToolExecution(ToolExecution {
                 name: required_str("ToolExecution", "name", name)?,
                 call_id: opt_str(call_id),
                 arguments: opt_json(arguments),
@@ -159,21 +183,21 @@ impl PyToolExecution {
                 requestor: opt_str(requestor),
                 error: error.filter(|e| !e.is_none()).map(error_text),
                 duration_ms: opt_amount("ToolExecution", "duration_ms", duration_ms),
-            },
+            })),
         })
     }
 
     #[getter]
     fn name(&self) -> &str {
-        &self.inner.name
+        &self.inner().name
     }
     #[getter]
     fn call_id(&self) -> Option<&str> {
-        self.inner.call_id.as_deref()
+        self.inner().call_id.as_deref()
     }
     #[getter]
     fn arguments<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner
+        self.inner()
             .arguments
             .as_ref()
             .map(|v| to_py(py, v))
@@ -181,28 +205,32 @@ impl PyToolExecution {
     }
     #[getter]
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.result.as_ref().map(|v| to_py(py, v)).transpose()
+        self.inner()
+            .result
+            .as_ref()
+            .map(|v| to_py(py, v))
+            .transpose()
     }
     #[getter]
     fn requestor(&self) -> Option<&str> {
-        self.inner.requestor.as_deref()
+        self.inner().requestor.as_deref()
     }
     #[getter]
     fn error(&self) -> Option<&str> {
-        self.inner.error.as_deref()
+        self.inner().error.as_deref()
     }
     #[getter]
     fn duration_ms(&self) -> Option<f64> {
-        self.inner.duration_ms
+        self.inner().duration_ms
     }
 
     /// The item as sent to Kestrel (with `"type": "tool_execution"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &Item::ToolExecution(self.inner.clone()))
+        serde_to_py(py, &*self.item)
     }
 
     fn __repr__(&self) -> String {
-        json_repr("ToolExecution", &self.inner)
+        json_repr("ToolExecution", self.inner())
     }
 }
 
@@ -225,7 +253,18 @@ fn error_text(e: &Bound<'_, PyAny>) -> String {
 #[pyclass(name = "Event", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyEvent {
-    pub inner: Event,
+    /// Shared with the queue when logged: logging copies nothing.
+    pub item: Arc<Item>,
+}
+
+impl PyEvent {
+    pub fn inner(&self) -> &Event {
+        match &*self.item {
+            Item::Event(x) => x,
+            // Only the constructor makes one, always of this kind.
+            _ => unreachable!("a Event holds a Event"),
+        }
+    }
 }
 
 #[pymethods]
@@ -238,34 +277,34 @@ impl PyEvent {
         level: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyEvent {
-            inner: Event {
+            item: Arc::new(Item::Event(Event {
                 name: required_str("Event", "name", name)?,
                 data: opt_json(data),
                 level: opt_str(level).unwrap_or_else(|| "info".to_owned()),
-            },
+            })),
         })
     }
 
     #[getter]
     fn name(&self) -> &str {
-        &self.inner.name
+        &self.inner().name
     }
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.data.as_ref().map(|v| to_py(py, v)).transpose()
+        self.inner().data.as_ref().map(|v| to_py(py, v)).transpose()
     }
     #[getter]
     fn level(&self) -> &str {
-        &self.inner.level
+        &self.inner().level
     }
 
     /// The item as sent to Kestrel (with `"type": "event"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &Item::Event(self.inner.clone()))
+        serde_to_py(py, &*self.item)
     }
 
     fn __repr__(&self) -> String {
-        json_repr("Event", &self.inner)
+        json_repr("Event", self.inner())
     }
 }
 
@@ -273,7 +312,18 @@ impl PyEvent {
 #[pyclass(name = "Grade", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyGrade {
-    pub inner: Grade,
+    /// Shared with the queue when logged: logging copies nothing.
+    pub item: Arc<Item>,
+}
+
+impl PyGrade {
+    pub fn inner(&self) -> &Grade {
+        match &*self.item {
+            Item::Grade(x) => x,
+            // Only the constructor makes one, always of this kind.
+            _ => unreachable!("a Grade holds a Grade"),
+        }
+    }
 }
 
 #[pymethods]
@@ -288,23 +338,23 @@ impl PyGrade {
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyGrade {
-            inner: Grade {
+            item: Arc::new(Item::Grade(Grade {
                 name: required_str("Grade", "name", name)?,
                 value: grade_value(value)?,
                 comment: opt_str(comment),
                 grader: opt_str(grader),
                 metadata: opt_map("Grade", "metadata", metadata),
-            },
+            })),
         })
     }
 
     #[getter]
     fn name(&self) -> &str {
-        &self.inner.name
+        &self.inner().name
     }
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match &self.inner.value {
+        Ok(match &self.inner().value {
             GradeValue::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
             GradeValue::Number(x) => x.into_pyobject(py)?.into_any(),
             GradeValue::Label(s) => PyString::new(py, s).into_any(),
@@ -312,15 +362,15 @@ impl PyGrade {
     }
     #[getter]
     fn comment(&self) -> Option<&str> {
-        self.inner.comment.as_deref()
+        self.inner().comment.as_deref()
     }
     #[getter]
     fn grader(&self) -> Option<&str> {
-        self.inner.grader.as_deref()
+        self.inner().grader.as_deref()
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner
+        self.inner()
             .metadata
             .as_ref()
             .map(|m| map_to_py(py, m).map(Bound::into_any))
@@ -329,11 +379,11 @@ impl PyGrade {
 
     /// The item as sent to Kestrel (with `"type": "grade"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &Item::Grade(self.inner.clone()))
+        serde_to_py(py, &*self.item)
     }
 
     fn __repr__(&self) -> String {
-        json_repr("Grade", &self.inner)
+        json_repr("Grade", self.inner())
     }
 }
 
@@ -361,19 +411,20 @@ fn grade_value(v: &Bound<'_, PyAny>) -> PyResult<GradeValue> {
     )))
 }
 
-/// Any of the four item classes as a model item (a clone: the Python object stays usable).
-pub fn item_of(obj: &Bound<'_, PyAny>) -> Option<Item> {
+/// Any of the four item classes as a shared model item (no copy: the Python object stays usable,
+/// and the item is immutable).
+pub fn item_of(obj: &Bound<'_, PyAny>) -> Option<Arc<Item>> {
     if let Ok(m) = obj.cast::<PyMessage>() {
-        return Some(Item::Message(m.get().inner.clone()));
+        return Some(m.get().item.clone());
     }
     if let Ok(t) = obj.cast::<PyToolExecution>() {
-        return Some(Item::ToolExecution(t.get().inner.clone()));
+        return Some(t.get().item.clone());
     }
     if let Ok(e) = obj.cast::<PyEvent>() {
-        return Some(Item::Event(e.get().inner.clone()));
+        return Some(e.get().item.clone());
     }
     if let Ok(g) = obj.cast::<PyGrade>() {
-        return Some(Item::Grade(g.get().inner.clone()));
+        return Some(g.get().item.clone());
     }
     None
 }

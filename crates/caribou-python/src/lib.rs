@@ -1,15 +1,16 @@
 //! `caribou._caribou`: the Python bindings of the Caribou SDK.
 //!
 //! The public package is `python/caribou/` (built by maturin); this extension is private to it.
-//! Bindings stay thin: every Python class wraps a Rust value (`PyMessage { inner: Message }`),
+//! Bindings stay thin: every Python class wraps a Rust value (`PyMessage { item: Arc<Item> }`),
 //! and the logic (queueing, batching, sending, retries, fork safety) lives once, in the
 //! `caribou` crate. What must be Python lives in the package: the ContextVar of the current
-//! trace, the `trace_run` context manager, `atexit` and `os.register_at_fork` hooks.
+//! trace (read and set from here through its bound methods), `atexit` and `os.register_at_fork`
+//! hooks.
 //!
 //! Modules: [`items`] (the four item classes), [`status`] (`RolloutStatus`), [`scope`] (the
-//! current trace and the logging calls), [`exporter`] (configure, flush, shutdown, fork),
-//! [`client`] (the Kestrel API client), [`convert`] and [`fields`] (reading Python values),
-//! [`warn`] (warn once, count the rest).
+//! current trace and the logging calls), [`trace_run`] (the context manager), [`exporter`]
+//! (configure, flush, shutdown, fork), [`client`] (the Kestrel API client), [`convert`] and
+//! [`fields`] (reading Python values), [`warn`] (warn once, count the rest).
 //!
 //! Invariant: no logging call raises into the agent; constructors raise `TypeError` only for a
 //! required field of the wrong type.
@@ -23,6 +24,7 @@ mod fields;
 mod items;
 mod scope;
 mod status;
+mod trace_run;
 mod warn;
 
 #[pymodule]
@@ -36,6 +38,8 @@ fn _caribou(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<items::PyGrade>()?;
     m.add_class::<status::PyRolloutStatus>()?;
     m.add_class::<scope::PyTraceHandle>()?;
+    m.add_class::<trace_run::PyTraceRun>()?;
+    m.add_class::<trace_run::Ready>()?;
     m.add_class::<exporter::PyFlushReport>()?;
     m.add_class::<client::PyKestrelClient>()?;
     m.add_class::<client::PyProject>()?;

@@ -15,31 +15,53 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use caribou::{TraceHandle, TraceOptions};
 use caribou_model::JsonMap;
-use caribou_model::validate::{Limits, check_item};
 
 use crate::convert::{py_str, str_of, to_json, to_json_map};
 use crate::fields::{truncate, type_name};
 use crate::items::item_of;
 use crate::status::{phase_of, status_of};
-use crate::warn::{Warn, warn_once, warn_once_at};
+use crate::warn::{Warn, warn_once};
 
-/// The bound `get` method of the package's ContextVar (calling it is the cheapest lookup the
-/// stable ABI offers).
-static CURRENT_GET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// The package's ContextVar, as the bound methods this module calls (calling a bound method is
+/// the cheapest access the stable ABI offers: the `PyContextVar_*` C calls are not part of it).
+#[derive(Debug)]
+pub struct ContextBinding {
+    get: Py<PyAny>,
+    pub set: Py<PyAny>,
+    pub reset: Py<PyAny>,
+    /// `contextvars.Token.MISSING`: a token's `old_value` when the variable had no value.
+    pub missing: Py<PyAny>,
+}
 
-/// Binds the ContextVar that holds the current `TraceHandle` (done once by `caribou/__init__.py`).
+static CONTEXT: PyOnceLock<ContextBinding> = PyOnceLock::new();
+
+/// Binds the ContextVar that holds the current `TraceHandle` (done once by `caribou/_scope.py`).
 #[pyfunction]
 pub fn _bind_context(var: &Bound<'_, PyAny>) -> PyResult<()> {
-    let get = var.getattr("get")?.unbind();
+    let py = var.py();
+    let binding = ContextBinding {
+        get: var.getattr("get")?.unbind(),
+        set: var.getattr("set")?.unbind(),
+        reset: var.getattr("reset")?.unbind(),
+        missing: py
+            .import("contextvars")?
+            .getattr("Token")?
+            .getattr("MISSING")?
+            .unbind(),
+    };
     // A second binding (a re-import) keeps the first: both name the same variable.
-    let _ = CURRENT_GET.set(var.py(), get);
+    let _ = CONTEXT.set(py, binding);
     Ok(())
+}
+
+/// The bound ContextVar, once `caribou` is imported.
+pub fn context(py: Python<'_>) -> Option<&ContextBinding> {
+    CONTEXT.get(py)
 }
 
 /// The current trace of this thread or task, if any.
 pub fn current<'py>(py: Python<'py>) -> Option<Bound<'py, PyTraceHandle>> {
-    let get = CURRENT_GET.get(py)?;
-    let handle = get.bind(py).call0().ok()?;
+    let handle = CONTEXT.get(py)?.get.bind(py).call0().ok()?;
     handle.cast_into::<PyTraceHandle>().ok()
 }
 
@@ -174,13 +196,13 @@ fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
         });
         return;
     };
-    // The core validates again and counts the drop; this check is what tells the Python user.
-    if let Err(e) = check_item(&item, &Limits::DEFAULT) {
+    let kind = item.kind();
+    // The core validates once, counts the drop and tells us why, so the Python user hears of it.
+    if let Err(e) = h.try_log_shared(item) {
         warn_once(py, Warn::BadItem, || {
-            format!("an invalid {} was dropped: {e}", item.kind())
+            format!("an invalid {kind} was dropped: {e}")
         });
     }
-    h.log(item);
 }
 
 fn set_status_on(py: Python<'_>, h: &TraceHandle, status: &Bound<'_, PyAny>) {
@@ -252,6 +274,12 @@ const KNOWN_KEYS: [&str; 9] = [
 #[pyfunction]
 #[pyo3(signature = (meta=None))]
 pub fn open_trace(py: Python<'_>, meta: Option<&Bound<'_, PyAny>>) -> PyTraceHandle {
+    open_handle(py, meta)
+}
+
+/// [`open_trace`], for Rust callers (`trace_run`). Warnings point at the Python line that called
+/// into Rust (the `with` statement, or the `open_trace` call).
+pub fn open_handle(py: Python<'_>, meta: Option<&Bound<'_, PyAny>>) -> PyTraceHandle {
     let meta = meta
         .filter(|m| !m.is_none())
         .and_then(|m| match m.cast::<PyDict>() {
@@ -263,7 +291,7 @@ pub fn open_trace(py: Python<'_>, meta: Option<&Bound<'_, PyAny>>) -> PyTraceHan
             {
                 Ok(d) => Some(d),
                 Err(_) => {
-                    warn_once_at(py, Warn::BadArgument, 2, || {
+                    warn_once(py, Warn::BadArgument, || {
                         format!(
                             "trace_run() takes a dict, got {}; it was ignored",
                             type_name(m)
@@ -336,7 +364,7 @@ fn read_meta(
 }
 
 fn bad_meta(py: Python<'_>, e: &str) {
-    warn_once_at(py, Warn::BadArgument, 2, || {
+    warn_once(py, Warn::BadArgument, || {
         format!("trace_run(): {e}; the key was ignored")
     });
 }

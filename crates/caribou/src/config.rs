@@ -8,7 +8,8 @@
 //! | --- | --- | --- |
 //! | `KESTREL_URL` | `endpoint` (base URL, e.g. `http://127.0.0.1:8750`) | none: disabled |
 //! | `KESTREL_API_KEY` | `api_key` (sent as `Authorization: Bearer <key>`) | none |
-//! | `CARIBOU_QUEUE_CAPACITY` | `queue_capacity` (records) | 65,536 |
+//! | `CARIBOU_QUEUE_CAPACITY` | `queue_capacity` (records) | 262,144 |
+//! | `CARIBOU_QUEUE_MAX_BYTES` | `queue_max_bytes` (approximate bytes of the waiting records) | 256 MiB |
 //! | `CARIBOU_BATCH_RECORDS` | `max_batch_records` | 1,000 |
 //! | `CARIBOU_FLUSH_INTERVAL_MS` | `flush_interval` | 250 ms |
 //! | `CARIBOU_REQUEST_TIMEOUT_MS` | `request_timeout` | 10,000 ms |
@@ -21,10 +22,13 @@
 //! batch size or interval of zero), is warned about once and the default is used: a typo in the
 //! environment never stops the agent.
 //!
-//! Limits: the queue capacity is the most records that can wait for the exporter; beyond it,
-//! records are dropped and counted (see [`crate::exporter`]). The default holds a burst of 20,000
-//! LLM calls (three records each) even if Kestrel answered nothing meanwhile; each waiting record
-//! costs its own size plus 16 bytes of queue slot, allocated up front (~1 MiB at the default).
+//! Limits: the queue holds at most `queue_capacity` records and at most `queue_max_bytes` of them
+//! (each record's size estimated when queued: its text plus a fixed overhead), whichever comes
+//! first; beyond that, records are dropped and counted (see [`crate::exporter`]). The defaults
+//! hold a burst of 20,000 LLM calls each in its own `trace_run` (five records each: 100,000
+//! records of ~0.5-2 KB) even if the exporter took nothing meanwhile. The byte bound is what caps
+//! memory: a queue full of records of 1-2 KB stops at 256 MiB, not at 262,144 records. The
+//! record bound costs 16 bytes per slot allocated up front (4 MiB at the default).
 //!
 //! The spool ([`crate::exporter`] and its `spool` module) keeps on disk the batches Kestrel does
 //! not take, up to `spool_max_bytes`, and delivers them when Kestrel is back, from this process or
@@ -37,7 +41,9 @@ use std::time::Duration;
 use caribou_model::Phase;
 
 /// Default queue capacity, in records.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 262_144;
+/// Default bound on the (estimated) bytes of the records waiting for the exporter.
+pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 << 20;
 /// Default most records per ingest request.
 pub const DEFAULT_MAX_BATCH_RECORDS: usize = 1_000;
 /// Default longest time a record waits before its batch is sent.
@@ -66,6 +72,9 @@ pub struct Config {
     pub step: Option<i64>,
     /// Most records waiting for the exporter; beyond it records are dropped and counted.
     pub queue_capacity: usize,
+    /// Most bytes (estimated: text plus a fixed overhead per record) waiting for the exporter;
+    /// beyond it records are dropped and counted.
+    pub queue_max_bytes: u64,
     /// Most records per ingest request.
     pub max_batch_records: usize,
     /// Longest time a record waits before its (partial) batch is sent.
@@ -93,6 +102,7 @@ impl Default for Config {
             phase: Phase::Eval,
             step: None,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -126,6 +136,9 @@ impl Config {
         };
         if let Some(n) = parse_positive(get("CARIBOU_QUEUE_CAPACITY"), "CARIBOU_QUEUE_CAPACITY") {
             config.queue_capacity = n;
+        }
+        if let Some(n) = parse_positive(get("CARIBOU_QUEUE_MAX_BYTES"), "CARIBOU_QUEUE_MAX_BYTES") {
+            config.queue_max_bytes = n;
         }
         if let Some(n) = parse_positive(get("CARIBOU_BATCH_RECORDS"), "CARIBOU_BATCH_RECORDS") {
             config.max_batch_records = n;
@@ -172,6 +185,9 @@ impl Config {
     pub(crate) fn sanitized(mut self) -> Config {
         if self.queue_capacity == 0 {
             self.queue_capacity = DEFAULT_QUEUE_CAPACITY;
+        }
+        if self.queue_max_bytes == 0 {
+            self.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES;
         }
         if self.max_batch_records == 0 {
             self.max_batch_records = DEFAULT_MAX_BATCH_RECORDS;
@@ -237,7 +253,14 @@ mod tests {
         let config = from(&[]);
         assert_eq!(config, Config::default());
         assert!(!config.enabled());
-        assert!(config.queue_capacity >= 60_000, "a 20k-call burst must fit");
+        assert!(
+            config.queue_capacity >= 100_000,
+            "a 20k-call burst of one trace_run per call (5 records each) must fit"
+        );
+        assert!(
+            config.queue_max_bytes >= 100_000 * 1_500,
+            "and its bytes too"
+        );
     }
 
     #[test]
@@ -246,6 +269,7 @@ mod tests {
             ("KESTREL_URL", "http://127.0.0.1:9/ "),
             ("KESTREL_API_KEY", "secret"),
             ("CARIBOU_QUEUE_CAPACITY", "10"),
+            ("CARIBOU_QUEUE_MAX_BYTES", "65536"),
             ("CARIBOU_BATCH_RECORDS", "7"),
             ("CARIBOU_FLUSH_INTERVAL_MS", "15"),
             ("CARIBOU_REQUEST_TIMEOUT_MS", "1500"),
@@ -260,6 +284,7 @@ mod tests {
         assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(config.api_key.as_deref(), Some("secret"));
         assert_eq!(config.queue_capacity, 10);
+        assert_eq!(config.queue_max_bytes, 65536);
         assert_eq!(config.max_batch_records, 7);
         assert_eq!(config.flush_interval, Duration::from_millis(15));
         assert_eq!(config.request_timeout, Duration::from_millis(1500));
@@ -288,11 +313,13 @@ mod tests {
         let config = Config {
             endpoint: Some("http://h:1///".into()),
             queue_capacity: 0,
+            queue_max_bytes: 0,
             max_batch_records: 0,
             flush_interval: Duration::ZERO,
             ..Config::default()
         }
         .sanitized();
+        assert_eq!(config.queue_max_bytes, DEFAULT_QUEUE_MAX_BYTES);
         assert_eq!(config.endpoint.as_deref(), Some("http://h:1"));
         assert_eq!(config.queue_capacity, DEFAULT_QUEUE_CAPACITY);
         assert_eq!(config.max_batch_records, DEFAULT_MAX_BATCH_RECORDS);

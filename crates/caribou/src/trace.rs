@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use caribou_model::validate::{Limits, check_item, check_name, check_ts};
 use caribou_model::{
     ErrorRecord, Item, JsonMap, MetadataRecord, Phase, Record, RolloutStatus, StatusRecord,
-    TagsRecord, TraceClose, TraceOpen,
+    TagsRecord, TraceClose, TraceOpen, ValidationError,
 };
 
 use crate::exporter::{Queued, TurnKey};
@@ -113,8 +113,23 @@ impl TraceHandle {
 
     /// Queues an item. The hot path: an id, a timestamp, one allocation, one `try_send`.
     pub fn log(&self, item: Item) {
+        // The error is counted and warned about by the exporter; Rust callers need no more.
+        let _ = self.try_log(item);
+    }
+
+    /// [`TraceHandle::log`], also returning why an item was refused by validation (dropped and
+    /// counted all the same), so a binding can tell its user without validating a second time.
+    /// `Ok` when logging is off.
+    pub fn try_log(&self, item: Item) -> Result<(), ValidationError> {
+        self.try_log_shared(Arc::new(item))
+    }
+
+    /// [`TraceHandle::try_log`] for an item shared with its caller (the Python binding's item
+    /// objects): the queue holds another reference, nothing is copied.
+    pub fn try_log_shared(&self, item: Arc<Item>) -> Result<(), ValidationError> {
         let key = &self.inner.key;
-        with_exporter(move |exporter| {
+        let mut outcome = Ok(());
+        with_exporter(|exporter| {
             let (id, ts) = new_id_and_ts();
             let checked = if key.valid {
                 check_ts("ts", ts).and_then(|()| check_item(&item, &Limits::DEFAULT))
@@ -128,9 +143,13 @@ impl TraceHandle {
                     turn: key.clone(),
                     item,
                 })),
-                Err(e) => exporter.count_invalid(&e),
+                Err(e) => {
+                    exporter.count_invalid(&e);
+                    outcome = Err(e);
+                }
             }
         });
+        outcome
     }
 
     /// Sets the trace's status (the newest wins); also the status `close` uses by default.

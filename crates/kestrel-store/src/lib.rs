@@ -19,8 +19,9 @@
 use async_trait::async_trait;
 use caribou_model::Batch;
 use caribou_model::api::{
-    AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
-    SearchIndexStatus, StoredItem, Timeseries, TraceDetail, TraceFilter, TraceStats, TraceSummary,
+    AddGrade, CreateRun, Datapoint, IngestResponse, ItemPage, NewDatapoint, Page, Project, Run,
+    RunStep, SearchIndexStatus, StoredItem, Timeseries, TraceDetail, TraceFilter, TraceStats,
+    TraceSummary,
 };
 pub use kestrel_query::Query;
 
@@ -179,6 +180,27 @@ pub trait Store: Send + Sync + 'static {
     async fn search_index_status(&self) -> Result<SearchIndexStatus>;
     /// One trace with its turns and items in logged order.
     async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>>;
+    /// `limit` items of a trace from position `offset`, in logged order, and the trace's item
+    /// count; `None` if there is no such trace. The default reads the whole trace; stores
+    /// override it to read only what the page needs.
+    async fn get_trace_items(
+        &self,
+        trace_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<ItemPage>> {
+        Ok(self.get_trace(trace_id).await?.map(|t| {
+            let total = t.items.len() as u64;
+            let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+            let take = usize::try_from(limit).unwrap_or(usize::MAX);
+            ItemPage {
+                trace_id: t.summary.trace_id,
+                total,
+                offset,
+                items: t.items.into_iter().skip(skip).take(take).collect(),
+            }
+        }))
+    }
     /// Grades an existing trace after the fact; `NotFound` if there is no such trace.
     async fn add_grade(&self, trace_id: &str, grade: AddGrade) -> Result<StoredItem>;
 

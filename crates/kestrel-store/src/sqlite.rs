@@ -10,7 +10,10 @@
 //! - search: the query language compiles to bound-parameter SQL ([`search`]) over the trace rows,
 //!   side tables kept current at ingest ([`side`]: metadata by value, tools, models) and a
 //!   full-text index of message and tool text filled in the background by the writer thread
-//!   ([`indexer`]).
+//!   ([`indexer`]); lists walk the time (or grade) index and stop at the page ([`traces`]);
+//! - a run's per-step figures are cached per step and recomputed in the writer's idle time
+//!   ([`step_cache`]), exact on read (dirty steps are computed live);
+//! - a page of a trace's items decodes only the chunks the page needs ([`items`]).
 //!
 //! Visibility: everything an acknowledged write stored is visible to every read that starts after
 //! the acknowledgement, with one exception: words in messages and tools become searchable when
@@ -25,11 +28,16 @@ mod cursor;
 mod datapoints;
 mod indexer;
 mod ingest;
+mod items;
 mod pool;
+mod prepare;
 mod schema;
 mod search;
 mod side;
+mod step_cache;
 mod steps;
+mod text_cache;
+mod trace_row;
 mod traces;
 mod values;
 mod writer;
@@ -41,8 +49,9 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use caribou_model::Batch;
 use caribou_model::api::{
-    AddGrade, CreateRun, Datapoint, IngestResponse, NewDatapoint, Page, Project, Run, RunStep,
-    SearchIndexStatus, StoredItem, Timeseries, TraceDetail, TraceFilter, TraceStats, TraceSummary,
+    AddGrade, CreateRun, Datapoint, IngestResponse, ItemPage, NewDatapoint, Page, Project, Run,
+    RunStep, SearchIndexStatus, StoredItem, Timeseries, TraceDetail, TraceFilter, TraceStats,
+    TraceSummary,
 };
 use kestrel_query::Query;
 use rusqlite::Connection;
@@ -53,6 +62,7 @@ pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 
 use crate::{PageRequest, Result, StatsScope, Store, StoreError, TimeseriesRequest};
 use pool::ReadPool;
+use text_cache::TextCache;
 use writer::{Background, Job, Msg, Pace, WriterLimits};
 
 /// The file name of the database inside the data directory.
@@ -100,6 +110,8 @@ struct Inner {
     writer: mpsc::Sender<Msg>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
+    /// Texts of committed chunks waiting for the full-text indexer.
+    texts: Arc<TextCache>,
 }
 
 impl SqliteStore {
@@ -121,12 +133,14 @@ impl SqliteStore {
             queue: config.writer_queue,
             max_group_weight: config.max_group_records.max(1),
         };
-        let (writer, handle) = writer::spawn(conn, limits, Some(indexer_background()))?;
+        let texts = Arc::new(TextCache::new(TEXT_CACHE_BYTES));
+        let (writer, handle) = writer::spawn(conn, limits, Some(background(texts.clone())))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writer,
                 writer_thread: Mutex::new(Some(handle)),
                 readers,
+                texts,
             }),
         })
     }
@@ -155,24 +169,55 @@ impl SqliteStore {
     }
 }
 
+/// Memory for texts waiting to be indexed (see `text_cache`); past it the indexer reads chunks back.
+const TEXT_CACHE_BYTES: usize = 64 << 20;
+
 /// A slice of the idle indexer is cut after this long, so a write arriving meanwhile waits little.
 const IDLE_SLICE_TIME: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The full-text indexer as the writer's background work. Failures are warned once, then counted
 /// (a failing index must not flood the log); the next write group retries.
-fn indexer_background() -> Background {
+fn indexer_background(texts: Arc<TextCache>) -> Background {
     let mut failures = 0u64;
     Box::new(move |conn: &Connection, pace: Pace| {
         let budget = match pace {
             Pace::Idle => IDLE_SLICE_TIME,
             Pace::Between(d) => d,
         };
-        match indexer::index_slice(conn, indexer::IDLE_SLICE, Some(budget)) {
+        match indexer::index_slice(conn, indexer::IDLE_SLICE, Some(budget), Some(&texts)) {
             Ok(done) => done > 0,
             Err(e) => {
                 failures += 1;
                 if failures == 1 || failures.is_power_of_two() {
                     warn!(error = %e, failures, "full-text indexing failed; text search lags until it succeeds");
+                }
+                false
+            }
+        }
+    })
+}
+
+/// The writer's background work: the full-text indexer first; the step summarizer
+/// ([`step_cache`]) when the indexer has nothing left and no write is waiting. Not between
+/// groups: under sustained ingest the steps being written are dirtied again at once (reads
+/// compute dirty steps live, exact either way), and one step of a big run takes tens of
+/// milliseconds, which acks should not wait for.
+fn background(texts: Arc<TextCache>) -> Background {
+    let mut indexer = indexer_background(texts);
+    let mut failures = 0u64;
+    Box::new(move |conn: &Connection, pace: Pace| {
+        if indexer(conn, pace) {
+            return true;
+        }
+        if pace != Pace::Idle {
+            return false;
+        }
+        match step_cache::summarize_slice(conn, IDLE_SLICE_TIME) {
+            Ok(done) => done > 0,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    warn!(error = %e, failures, "summarizing run steps failed; step lists compute them live until it succeeds");
                 }
                 false
             }
@@ -188,8 +233,16 @@ fn closed() -> StoreError {
 impl Store for SqliteStore {
     async fn ingest(&self, batch: Batch) -> Result<IngestResponse> {
         let weight = batch.records.len();
-        self.write(weight, move |conn| ingest::ingest(conn, batch))
+        // Grouping and encoding run off the writer thread, in parallel across requests.
+        let prepared = tokio::task::spawn_blocking(move || prepare::prepare(batch, true))
             .await
+            .map_err(|e| StoreError::Internal(format!("preparing a batch failed: {e}")))??;
+        let done = self
+            .write(weight, move |conn| ingest::ingest(conn, prepared))
+            .await?;
+        self.inner.texts.put(done.texts);
+        // `done.spent` is freed here, on this thread: the writer has better things to do.
+        Ok(done.response)
     }
 
     async fn get_or_create_project(&self, name: &str) -> Result<Project> {
@@ -314,6 +367,17 @@ impl Store for SqliteStore {
     async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>> {
         let trace_id = trace_id.to_owned();
         self.read(move |conn| traces::get_trace(conn, &trace_id))
+            .await
+    }
+
+    async fn get_trace_items(
+        &self,
+        trace_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Option<ItemPage>> {
+        let trace_id = trace_id.to_owned();
+        self.read(move |conn| traces::get_trace_items(conn, &trace_id, offset, limit))
             .await
     }
 

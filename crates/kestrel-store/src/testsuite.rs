@@ -72,8 +72,10 @@ macro_rules! store_suite {
             projects_get_or_create_is_idempotent,
             runs_create_get_list,
             run_steps_are_idempotent_and_figures_match,
+            run_steps_stay_exact_while_cached,
             datapoints_add_replace_list_paginate,
             ingest_is_idempotent,
+            trace_items_page_in_logged_order,
             out_of_order_batches_give_the_same_trace,
             item_before_opening_is_kept,
             multi_turn_trace,
@@ -91,6 +93,7 @@ macro_rules! store_suite {
             search_matches_the_expected_traces,
             search_bad_query_is_invalid,
             grade_sorts_paginate_with_missing_last,
+            large_lists_page_exactly,
             aggregates_match_the_generated_figures,
         );
     };

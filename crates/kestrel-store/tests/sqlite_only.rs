@@ -96,6 +96,89 @@ fn a_newer_schema_is_refused() {
     assert_eq!(v, 999, "the file is left as it was");
 }
 
+/// Data written by schema version 2 kept one `record_ids` row per record and no ids in its chunks;
+/// retries of those records must still be recognized after the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_ids_from_schema_2_still_dedup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let turn = new_record_id();
+    let first = vec![
+        Record::TraceOpen(open("old", T0, turn, "p")),
+        msg("old", T0 + 1, 3, 4, 0.5),
+        tool("old", T0 + 2, "search"),
+    ];
+    {
+        let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
+        store.ingest(batch(first.clone())).await.expect("ingest");
+        store.close().await.expect("close");
+    }
+    {
+        // Make the file look as version 2 left it.
+        let conn = rusqlite::Connection::open(dir.path().join("kestrel.sqlite3")).expect("file");
+        conn.execute("UPDATE item_chunks SET record_ids = NULL", [])
+            .expect("forget chunk ids");
+        for r in &first {
+            conn.execute(
+                "INSERT INTO record_ids(id) VALUES (?1)",
+                [r.id().as_bytes().as_slice()],
+            )
+            .expect("legacy id");
+        }
+    }
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("reopen");
+    let mut retry = first.clone();
+    retry.push(close("old", T0 + 3, turn, Some(RolloutStatus::Completed)));
+    let r = store.ingest(batch(retry.clone())).await.expect("retry");
+    assert_eq!((r.accepted, r.duplicates), (1, 3), "only the close is new");
+    let r = store.ingest(batch(retry)).await.expect("retry again");
+    assert_eq!((r.accepted, r.duplicates), (0, 4));
+    let t = store.get_trace("old").await.expect("get").expect("trace");
+    assert_eq!(
+        (t.items.len(), t.summary.status),
+        (2, RolloutStatus::Completed)
+    );
+    store.close().await.expect("close");
+}
+
+/// Dedup skips reading a trace's ids when every incoming id is above the greatest stored one
+/// (UUIDv7 ids grow with time); retries, and new records whose ids are not above it (another
+/// thread's ids in the same millisecond), must still be told apart exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_with_ids_below_and_above_the_greatest_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
+    let turn = new_record_id();
+    // Made first, so its ids are below every id made after it.
+    let early = msg("t", T0 + 5, 1, 1, 0.0);
+    let a = vec![
+        Record::TraceOpen(open("t", T0, turn, "p")),
+        msg("t", T0 + 1, 1, 1, 0.0),
+    ];
+    let b = vec![tool("t", T0 + 2, "search"), msg("t", T0 + 3, 1, 1, 0.0)];
+    let r = store.ingest(batch(a.clone())).await.expect("a");
+    assert_eq!((r.accepted, r.duplicates), (2, 0));
+    let r = store.ingest(batch(b.clone())).await.expect("b, ids above");
+    assert_eq!((r.accepted, r.duplicates), (2, 0));
+    let r = store.ingest(batch(a.clone())).await.expect("retry a");
+    assert_eq!((r.accepted, r.duplicates), (0, 2));
+    let mut mixed = b.clone();
+    mixed.push(early.clone());
+    let r = store
+        .ingest(batch(mixed))
+        .await
+        .expect("b again with a new, older id");
+    assert_eq!((r.accepted, r.duplicates), (1, 2));
+    let r = store
+        .ingest(batch(vec![early]))
+        .await
+        .expect("retry the older one");
+    assert_eq!((r.accepted, r.duplicates), (0, 1));
+    let t = store.get_trace("t").await.expect("get").expect("trace");
+    assert_eq!(t.items.len(), 4, "each item stored once");
+    assert_eq!(t.summary.messages, 3);
+    store.close().await.expect("close");
+}
+
 /// Rough ingest throughput: batches of 1,000 items (10 traces of 100 items each), sent by a few
 /// concurrent clients. Prints a figure; asserts nothing about time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -224,6 +224,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; send a JSON object (see /api/v1/openapi.json)",
         ));
     }
+    // Fast path: plain serde_json (tracking the field path costs ~10% of ingest's decoding). Only
+    // a body that fails is parsed again, with the path, for the error message.
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

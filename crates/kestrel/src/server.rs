@@ -69,6 +69,7 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
         .route("/runs/{run_id}/traces", get(api::traces::list_for_run))
         .route("/traces", get(api::traces::list))
         .route("/traces/{trace_id}", get(api::traces::get))
+        .route("/traces/{trace_id}/items", get(api::traces::items))
         .route("/traces/{trace_id}/grades", post(api::traces::add_grade));
     Router::new()
         .route(auth::OPEN_PATH, get(healthz))

@@ -60,6 +60,7 @@ fn health_and_openapi() {
         ("/api/v1/traces", &["get"]),
         ("/api/v1/traces/{trace_id}", &["get"]),
         ("/api/v1/traces/{trace_id}/grades", &["post"]),
+        ("/api/v1/traces/{trace_id}/items", &["get"]),
         ("/api/v1/projects/{name}/timeseries", &["get"]),
         ("/api/v1/stats", &["get"]),
         ("/api/v1/status", &["get"]),
@@ -73,7 +74,7 @@ fn health_and_openapi() {
     }
     assert_eq!(
         paths.len(),
-        20,
+        21,
         "a path in the document that the test does not know"
     );
     // Every path of the document is served: none answers "no route".
@@ -462,6 +463,35 @@ fn multi_turn_traces() {
     let listed = server.get("/api/v1/traces?project=chat").expect(200);
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
     assert_eq!(listed["data"][0]["turn_count"], 2);
+
+    // Item pages walk the same items in the same order.
+    let mut paged = Vec::new();
+    for offset in 0..5 {
+        let page = server
+            .get(&format!(
+                "/api/v1/traces/trc_session_42/items?offset={offset}&limit=1"
+            ))
+            .expect(200);
+        assert_eq!(
+            (page["total"].clone(), page["offset"].clone()),
+            (json!(4), json!(offset))
+        );
+        paged.extend(page["items"].as_array().expect("items").iter().cloned());
+    }
+    assert_eq!(Some(&paged), detail["items"].as_array());
+    let first = server
+        .get("/api/v1/traces/trc_session_42/items")
+        .expect(200);
+    assert_eq!(
+        first["items"], detail["items"],
+        "the default page holds them all"
+    );
+    for bad in ["limit=0", "limit=5001", "offset=-1", "limit=x", "page=2"] {
+        server
+            .get(&format!("/api/v1/traces/trc_session_42/items?{bad}"))
+            .expect(400);
+    }
+    server.get("/api/v1/traces/nope/items").expect(404);
 }
 
 #[test]

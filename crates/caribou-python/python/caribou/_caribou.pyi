@@ -4,7 +4,10 @@ Import everything from ``caribou``, not from here.
 """
 
 from contextvars import ContextVar
-from typing import Any, Dict, List, Mapping, Optional, Union, final
+from types import TracebackType
+from typing import Any, Dict, Generator, List, Mapping, Optional, Type, TypeVar, Union, final, Generic
+
+_T = TypeVar("_T")
 
 __all__ = [
     "__version__",
@@ -14,6 +17,7 @@ __all__ = [
     "Grade",
     "RolloutStatus",
     "TraceHandle",
+    "trace_run",
     "FlushReport",
     "KestrelClient",
     "Project",
@@ -21,6 +25,7 @@ __all__ = [
     "KestrelError",
     "CaribouWarning",
     "_bind_context",
+    "_Ready",
     "current_trace",
     "open_trace",
     "log",
@@ -226,6 +231,45 @@ class TraceHandle:
         """Ends this turn: ``status``, else the last ``set_status``, else COMPLETED. Idempotent."""
 
 @final
+class trace_run:
+    """One turn of a trace; ``with caribou.trace_run(meta) as trace_id:`` (``async with`` too).
+
+    ``meta`` keys: ``datapoint_id``, ``phase`` (``"eval"``, ``"train"``, ``"prod"``),
+    ``model_name``, ``trace_id`` (pass the same id again to add a turn to a trace: multi-turn
+    sessions), ``run_id``, ``step``, ``project`` (each defaults to ``configure()``'s value),
+    ``metadata`` (a dict merged into the trace's metadata) and ``tags`` (a list). Any other key
+    is kept as metadata. Keyword arguments are merged into ``meta``.
+
+    Ends as ``COMPLETED`` (or the last ``set_status``), ``CANCELLED`` on cancellation,
+    ``KeyboardInterrupt``, ``GeneratorExit`` or ``SystemExit``, ``ERROR`` (with the message and
+    traceback) on any other exception, which always propagates. Never raises itself.
+    """
+
+    def __new__(cls, meta: Optional[Mapping[str, Any]] = None, /, **kwargs: Any) -> trace_run: ...
+    def __enter__(self) -> str: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+    def __aenter__(self) -> _Ready[str]: ...
+    def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> _Ready[None]: ...
+
+@final
+class _Ready(Generic[_T]):
+    """An already finished awaitable (what ``trace_run.__aenter__``/``__aexit__`` return)."""
+
+    def __await__(self) -> Generator[Any, None, _T]: ...
+    def __iter__(self) -> _Ready[_T]: ...
+    def __next__(self) -> Any: ...
+
+@final
 class FlushReport:
     """What ``flush()`` and ``shutdown()`` report (totals since this process's exporter started)."""
 
@@ -321,7 +365,9 @@ def configure(
 
     ``endpoint`` and ``api_key`` default to ``KESTREL_URL`` and ``KESTREL_API_KEY``; with no
     endpoint tracing is a silent no-op (``endpoint=""`` forces that). Tuning keywords:
-    ``queue_capacity``, ``max_batch_records``, ``max_retries``, ``flush_interval``,
+    ``queue_capacity`` (records waiting for the exporter, default 262,144) and
+    ``queue_max_bytes`` (their estimated bytes, default 256 MiB; beyond either bound records
+    are dropped, counted and warned about once), ``max_batch_records``, ``max_retries``, ``flush_interval``,
     ``connect_timeout``, ``request_timeout`` (seconds), ``spool`` (bool, default on: keep what
     Kestrel does not take on disk), ``spool_dir``, ``spool_max_bytes``. An earlier exporter is
     flushed first.

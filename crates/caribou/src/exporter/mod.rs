@@ -12,7 +12,8 @@
 //! acknowledged *or* durably on disk, and reports both (`sent`, `spooled`). See [`worker`].
 //!
 //! Drop behaviour (never blocks, never fails, never panics into the agent):
-//! - queue full: the record is dropped and counted; the first drop is warned once
+//! - queue full (`queue_capacity` records or `queue_max_bytes` of them): the record is dropped
+//!   and counted; the first drop is warned once
 //!   (`tracing::warn!`), later ones only counted; the total is reported when the exporter stops;
 //! - invalid record (fails `caribou_model::validate`): dropped at the door, counted, warned once
 //!   with the reason;
@@ -78,6 +79,7 @@ pub(crate) struct Exporter {
     control: Sender<Control>,
     counters: Arc<Counters>,
     queue_capacity: usize,
+    queue_max_bytes: u64,
     /// Records per wake-up nudge: a full batch.
     nudge_every: u64,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -118,15 +120,31 @@ impl Exporter {
             control: control_tx,
             counters,
             queue_capacity: config.queue_capacity,
+            queue_max_bytes: config.queue_max_bytes,
             nudge_every: u64::try_from(config.max_batch_records.max(1)).unwrap_or(u64::MAX),
             thread: Mutex::new(Some(thread)),
             final_report: OnceLock::new(),
         })
     }
 
-    /// Queues a record; never blocks. A full queue drops it (counted, warned once).
+    /// Queues a record; never blocks. A full queue (too many records, or too many bytes) drops
+    /// it (counted, warned once).
     #[inline]
     pub fn enqueue(&self, record: Box<Queued>) {
+        let bytes = record.approx_bytes();
+        // Added before the send, so the exporter's subtraction (after it receives) never comes
+        // first; taken back if the send fails.
+        let before = self
+            .counters
+            .queued_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.queue_max_bytes {
+            self.counters
+                .queued_bytes
+                .fetch_sub(bytes, Ordering::Relaxed);
+            self.count_full();
+            return;
+        }
         match self.data.try_send(record) {
             Ok(()) => {
                 let n = self.counters.enqueued.fetch_add(1, Ordering::AcqRel) + 1;
@@ -136,18 +154,28 @@ impl Exporter {
                     let _ = self.control.try_send(Control::Wake);
                 }
             }
-            Err(TrySendError::Full(_)) => {
-                self.counters.full.fetch_add(1, Ordering::Relaxed);
-                if Counters::first(&self.counters.warned_full) {
-                    tracing::warn!(
-                        capacity = self.queue_capacity,
-                        "caribou: exporter queue full; dropping records (counted, total reported at shutdown)"
-                    );
+            Err(e) => {
+                self.counters
+                    .queued_bytes
+                    .fetch_sub(bytes, Ordering::Relaxed);
+                match e {
+                    TrySendError::Full(_) => self.count_full(),
+                    TrySendError::Disconnected(_) => {
+                        self.counters.closed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
-            Err(TrySendError::Disconnected(_)) => {
-                self.counters.closed.fetch_add(1, Ordering::Relaxed);
-            }
+        }
+    }
+
+    fn count_full(&self) {
+        self.counters.full.fetch_add(1, Ordering::Relaxed);
+        if Counters::first(&self.counters.warned_full) {
+            tracing::warn!(
+                capacity = self.queue_capacity,
+                max_bytes = self.queue_max_bytes,
+                "caribou: exporter queue full; dropping records (counted, total reported at shutdown)"
+            );
         }
     }
 

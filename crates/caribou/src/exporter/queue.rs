@@ -19,7 +19,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use caribou_model::{Item, Record};
+use caribou_model::{Item, JsonMap, Record};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// The trace and turn an item belongs to, shared by all items of one `trace_run` turn.
@@ -32,21 +33,103 @@ pub struct TurnKey {
     pub valid: bool,
 }
 
-/// One queued record.
+/// One queued record. Travels boxed (`Box<Queued>`), one allocation whichever the variant, so
+/// the variants' sizes differing costs nothing more.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Queued {
     Item {
         id: Uuid,
         ts: i64,
         turn: Arc<TurnKey>,
-        item: Item,
+        /// Shared with the caller when it keeps the item (a Python item object).
+        item: Arc<Item>,
     },
     Record(Record),
+}
+
+/// Estimated bytes of a record, for the queue's byte bound: its text plus a fixed overhead. Only
+/// a bound's unit, not an exact size; pure, so the exporter subtracts exactly what was added.
+const RECORD_OVERHEAD: u64 = 160;
+
+impl Queued {
+    /// The record's estimated size (see [`RECORD_OVERHEAD`]).
+    pub fn approx_bytes(&self) -> u64 {
+        RECORD_OVERHEAD
+            + match self {
+                Queued::Item { item, .. } => item_bytes(item),
+                Queued::Record(Record::Metadata(m)) => map_bytes(&m.metadata),
+                Queued::Record(Record::TraceOpen(o)) => o.metadata.as_ref().map_or(0, map_bytes),
+                Queued::Record(Record::Error(e)) => {
+                    len(&e.message) + e.traceback.as_deref().map_or(0, len)
+                }
+                Queued::Record(Record::Tags(t)) => t.tags.iter().map(|t| len(t) + 8).sum(),
+                Queued::Record(_) => 0,
+            }
+    }
+}
+
+fn len(s: &str) -> u64 {
+    s.len() as u64
+}
+
+fn opt(s: &Option<String>) -> u64 {
+    s.as_deref().map_or(0, len)
+}
+
+fn opt_value(v: &Option<Value>) -> u64 {
+    v.as_ref().map_or(0, value_bytes)
+}
+
+fn item_bytes(item: &Item) -> u64 {
+    match item {
+        Item::Message(m) => {
+            len(&m.role)
+                + opt_value(&m.content)
+                + opt_value(&m.tool_calls)
+                + opt(&m.tool_call_id)
+                + opt(&m.name)
+                + opt(&m.model)
+                + opt(&m.provider)
+                + m.metadata.as_ref().map_or(0, map_bytes)
+        }
+        Item::ToolExecution(t) => {
+            len(&t.name)
+                + opt(&t.call_id)
+                + opt_value(&t.arguments)
+                + opt_value(&t.result)
+                + opt(&t.requestor)
+                + opt(&t.error)
+        }
+        Item::Event(e) => len(&e.name) + opt_value(&e.data) + len(&e.level),
+        Item::Grade(g) => {
+            len(&g.name)
+                + opt(&g.comment)
+                + opt(&g.grader)
+                + g.metadata.as_ref().map_or(0, map_bytes)
+        }
+    }
+}
+
+fn map_bytes(map: &JsonMap) -> u64 {
+    map.iter().map(|(k, v)| len(k) + 8 + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => len(s) + 8,
+        Value::Array(a) => a.iter().map(value_bytes).sum::<u64>() + 8,
+        Value::Object(m) => map_bytes(m) + 8,
+        _ => 8,
+    }
 }
 
 /// The exporter's counters: cumulative since this exporter started.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Estimated bytes of the records in the queue (see [`Queued::approx_bytes`]): added by the
+    /// agent's thread before it queues a record, taken off by the exporter's when it takes it.
+    pub queued_bytes: AtomicU64,
     pub enqueued: AtomicU64,
     pub sent: AtomicU64,
     pub spooled: AtomicU64,

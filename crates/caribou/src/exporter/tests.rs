@@ -40,11 +40,11 @@ fn record(turn: &Arc<TurnKey>) -> Box<Queued> {
         id,
         ts,
         turn: turn.clone(),
-        item: Item::Message(Message {
+        item: Arc::new(Item::Message(Message {
             role: "user".into(),
             content: Some("x".repeat(500).into()),
             ..Default::default()
-        }),
+        })),
     })
 }
 
@@ -99,6 +99,33 @@ fn a_tiny_queue_with_nobody_listening_drops_and_counts() {
     let stats = exporter.stats();
     assert_eq!((stats.dropped, stats.pending), (101, 0), "{stats:?}");
     assert!(stats.failed_batches >= 1);
+}
+
+#[test]
+fn the_byte_bound_drops_and_counts_before_the_record_bound() {
+    // Room for 1,000 records but only ~4 of these (~660 estimated bytes each).
+    let exporter = Exporter::start(&Config {
+        queue_capacity: 1_000,
+        queue_max_bytes: 4 * 700,
+        ..config(closed_port())
+    })
+    .unwrap();
+    let turn = turn();
+    let one = record(&turn).approx_bytes();
+    assert!((600..=700).contains(&one), "{one}");
+    for _ in 0..100 {
+        exporter.enqueue(record(&turn));
+    }
+    let stats = exporter.stats();
+    assert_eq!(stats.enqueued + stats.dropped_queue_full, 100);
+    // At most: the queue's bytes, the batch being built and the batch in flight.
+    assert!(stats.enqueued <= 4 + 2 + 2, "{stats:?}");
+    assert!(stats.dropped_queue_full >= 90, "{stats:?}");
+    // What the thread took off the queue no longer counts against the bound.
+    let queued = exporter.counters.queued_bytes.load(Ordering::Relaxed);
+    assert!(queued <= 4 * 700, "{queued}");
+    exporter.shutdown(Duration::from_millis(300));
+    assert_eq!(exporter.counters.queued_bytes.load(Ordering::Relaxed), 0);
 }
 
 #[test]

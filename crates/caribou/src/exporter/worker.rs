@@ -257,6 +257,11 @@ impl Worker {
     }
 
     fn add(&mut self, record: &Queued) {
+        // Out of the queue: its bytes no longer count against the bound.
+        self.parts
+            .counters
+            .queued_bytes
+            .fetch_sub(record.approx_bytes(), Ordering::Relaxed);
         if let Err(e) = self.builder.push(record) {
             // Cannot happen with the model's types; counted rather than trusted.
             self.parts.counters.rejected.fetch_add(1, Ordering::AcqRel);
@@ -785,7 +790,11 @@ impl Worker {
         self.builder = BatchBuilder::new(1, 1);
         // Count what is still queued. A record that races in after this (logged on another thread
         // while the exporter stops) is discarded with the queue and stays counted as pending.
-        while let Ok(_record) = self.parts.data.try_recv() {
+        while let Ok(record) = self.parts.data.try_recv() {
+            self.parts
+                .counters
+                .queued_bytes
+                .fetch_sub(record.approx_bytes(), Ordering::Relaxed);
             left += 1;
         }
         if left > 0 {

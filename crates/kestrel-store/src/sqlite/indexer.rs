@@ -27,6 +27,8 @@ use caribou_model::api::{SearchIndexStatus, StoredItem};
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
+use super::schema::internal;
+use super::text_cache::TextCache;
 use super::{chunks, values};
 use crate::Result;
 
@@ -107,10 +109,11 @@ pub(crate) fn index_slice(
     conn: &Connection,
     max_chunks: usize,
     budget: Option<Duration>,
+    texts: Option<&TextCache>,
 ) -> Result<usize> {
     let started = Instant::now();
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| -> Result<usize> {
+    let result = (|| -> Result<(usize, i64)> {
         let mark: i64 = conn.query_row(
             "SELECT indexed_chunk FROM search_state WHERE id = 1",
             [],
@@ -126,8 +129,16 @@ pub(crate) fn index_slice(
         let mut last = mark;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
-            let data: Vec<u8> = row.get(2)?;
-            let text = chunk_text(&chunks::decode(row.get(1)?, &data)?);
+            let text = match texts.and_then(|t| t.take(id)) {
+                Some(text) => text,
+                None => {
+                    let data = row
+                        .get_ref(2)?
+                        .as_blob()
+                        .map_err(|e| internal("reading a chunk", e))?;
+                    chunk_text(&chunks::decode(row.get(1)?, data)?)
+                }
+            };
             if !text.is_empty() {
                 insert.execute(params![id, text])?;
             }
@@ -143,11 +154,14 @@ pub(crate) fn index_slice(
                 [last],
             )?;
         }
-        Ok(done)
+        Ok((done, last))
     })();
     match result {
-        Ok(done) => {
+        Ok((done, last)) => {
             conn.execute_batch("COMMIT")?;
+            if let Some(texts) = texts {
+                texts.forget_through(last);
+            }
             Ok(done)
         }
         Err(e) => {

@@ -41,33 +41,139 @@ impl Sql {
     }
 }
 
+/// How side-table predicates are written; both forms select exactly the same traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// `t.id IN (SELECT trace_rowid FROM side WHERE value = ?)`: lets the planner start from the
+    /// side table's value index (best when few traces match).
+    Set,
+    /// `EXISTS (SELECT 1 FROM side WHERE trace_rowid = t.id AND value = ?)`: one primary-key probe
+    /// per trace row (best when walking traces in time order and stopping at a page, where the
+    /// set form would first collect every matching trace). Full-text terms still collect the
+    /// matching chunk ids once per statement (FTS5 answers a MATCH with a rowid constraint no
+    /// faster than the whole MATCH), but only of chunks with id `>= min_chunk`: the caller passes
+    /// the smallest chunk id of the traces it will walk, so old postings are never read.
+    Probe { min_chunk: i64 },
+}
+
 /// The condition of `q` on `traces t`; `1` for an empty query.
 pub(crate) fn condition(sql: &mut Sql, q: &Query) -> String {
+    condition_as(sql, q, Style::Set)
+}
+
+/// The condition of `q` on `traces t` in the given style; `1` for an empty query.
+pub(crate) fn condition_as(sql: &mut Sql, q: &Query, style: Style) -> String {
     match &q.expr {
-        Some(e) => expr(sql, e),
+        Some(e) => expr(sql, e, style),
         None => "1".to_owned(),
     }
 }
 
-fn expr(sql: &mut Sql, e: &Expr) -> String {
+/// Conjunctions longer than this are never split into a driver and probes.
+const MAX_DRIVEN: usize = 64;
+
+/// The top-level conjuncts of `q` (the expression itself when it is not an AND), when there are
+/// at most [`MAX_DRIVEN`] of them.
+pub(crate) fn conjuncts(q: &Query) -> &[Expr] {
+    match &q.expr {
+        Some(Expr::And(parts)) if parts.len() <= MAX_DRIVEN => parts,
+        Some(e @ Expr::Pred(_)) => std::slice::from_ref(e),
+        _ => &[],
+    }
+}
+
+/// The id set a side-table or full-text conjunct selects, as SQL (trace ids, or chunk ids for
+/// full-text terms), to estimate its size; `None` for other conjuncts.
+pub(crate) fn set_of(sql: &mut Sql, e: &Expr) -> Option<String> {
+    let Expr::Pred(p) = e else {
+        return None;
+    };
+    if let Pred::Text(text) = p {
+        if !text.chars().any(char::is_alphanumeric) {
+            return None;
+        }
+        return Some(format!(
+            "SELECT rowid FROM chunk_text WHERE chunk_text MATCH {}",
+            sql.bind(fts_phrase(text))
+        ));
+    }
+    if !matches!(
+        p,
+        Pred::Tag(_) | Pred::Model(_) | Pred::Tool(_) | Pred::Meta { .. } | Pred::Grade { .. }
+    ) {
+        return None;
+    }
+    let set = pred(sql, p, Style::Set);
+    set.strip_prefix("t.id IN (")
+        .and_then(|s| s.strip_suffix(')'))
+        .map(str::to_owned)
+}
+
+/// The condition of `q` with its conjunct number `driver` in the set form (the planner starts
+/// from it) and every other conjunct probed per candidate trace, so only the smallest set is
+/// collected (the set form of every conjunct would collect each set in full, however large).
+pub(crate) fn condition_driven(sql: &mut Sql, q: &Query, driver: usize) -> String {
+    let parts = conjuncts(q);
+    if parts.is_empty() {
+        return condition(sql, q);
+    }
+    let rendered: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let style = if i == driver {
+                Style::Set
+            } else {
+                Style::Probe { min_chunk: 0 }
+            };
+            expr(sql, e, style)
+        })
+        .collect();
+    format!("({})", rendered.join(" AND "))
+}
+
+/// Whether `q` has a full-text term.
+pub(crate) fn has_text(q: &Query) -> bool {
+    fn walk(e: &Expr) -> bool {
+        match e {
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().any(walk),
+            Expr::Not(inner) => walk(inner),
+            Expr::Pred(p) => matches!(p, Pred::Text(_)),
+        }
+    }
+    q.expr.as_ref().is_some_and(walk)
+}
+
+fn expr(sql: &mut Sql, e: &Expr, style: Style) -> String {
     match e {
-        Expr::And(parts) => balanced(sql, parts, "AND"),
-        Expr::Or(parts) => balanced(sql, parts, "OR"),
-        Expr::Not(inner) => format!("(NOT {})", expr(sql, inner)),
-        Expr::Pred(p) => pred(sql, p),
+        Expr::And(parts) => balanced(sql, parts, "AND", style),
+        Expr::Or(parts) => balanced(sql, parts, "OR", style),
+        Expr::Not(inner) => format!("(NOT {})", expr(sql, inner, style)),
+        Expr::Pred(p) => pred(sql, p, style),
     }
 }
 
 /// `a OP b OP c ...` as a balanced tree of parenthesised pairs (depth log2 n, not n).
-fn balanced(sql: &mut Sql, parts: &[Expr], op: &str) -> String {
+fn balanced(sql: &mut Sql, parts: &[Expr], op: &str, style: Style) -> String {
     match parts {
         [] => if op == "AND" { "1" } else { "0" }.to_owned(),
-        [one] => expr(sql, one),
+        [one] => expr(sql, one, style),
         _ => {
             let (left, right) = parts.split_at(parts.len() / 2);
-            let l = balanced(sql, left, op);
-            let r = balanced(sql, right, op);
+            let l = balanced(sql, left, op, style);
+            let r = balanced(sql, right, op, style);
             format!("({l} {op} {r})")
+        }
+    }
+}
+
+/// A trace's membership in a side table (`table` may carry an alias), `cond` being SQL on its
+/// columns and `key` its trace column.
+fn member(style: Style, table: &str, key: &str, cond: &str) -> String {
+    match style {
+        Style::Set => format!("t.id IN (SELECT {key} FROM {table} WHERE {cond})"),
+        Style::Probe { .. } => {
+            format!("EXISTS (SELECT 1 FROM {table} WHERE {key} = t.id AND {cond})")
         }
     }
 }
@@ -117,21 +223,27 @@ pub(crate) fn fts_phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-fn pred(sql: &mut Sql, p: &Pred) -> String {
+fn pred(sql: &mut Sql, p: &Pred, style: Style) -> String {
     match p {
         Pred::Status(s) => format!("t.status = {}", sql.bind(s.as_str().to_owned())),
         Pred::Phase(ph) => format!("t.phase IS {}", sql.bind(ph.as_str().to_owned())),
-        Pred::Tag(tag) => format!(
-            "t.id IN (SELECT trace_rowid FROM trace_tags WHERE tag = {})",
-            sql.bind(tag.clone())
+        Pred::Tag(tag) => member(
+            style,
+            "trace_tags",
+            "trace_rowid",
+            &format!("tag = {}", sql.bind(tag.clone())),
         ),
-        Pred::Model(m) => format!(
-            "t.id IN (SELECT trace_rowid FROM trace_models WHERE model = {})",
-            sql.bind(m.clone())
+        Pred::Model(m) => member(
+            style,
+            "trace_models",
+            "trace_rowid",
+            &format!("model = {}", sql.bind(m.clone())),
         ),
-        Pred::Tool(name) => format!(
-            "t.id IN (SELECT trace_rowid FROM trace_tools WHERE name = {})",
-            sql.bind(name.clone())
+        Pred::Tool(name) => member(
+            style,
+            "trace_tools",
+            "trace_rowid",
+            &format!("name = {}", sql.bind(name.clone())),
         ),
         Pred::Project(name) => format!(
             "(t.project_rowid IS NOT NULL AND t.project_rowid IN (SELECT id FROM projects WHERE name = {}))",
@@ -159,34 +271,61 @@ fn pred(sql: &mut Sql, p: &Pred) -> String {
                 TextMatch::Num(r) => range(sql, "num", r, true),
                 TextMatch::Str(s) => format!("text = {}", sql.bind(s.clone())),
             };
-            format!("t.id IN (SELECT trace_rowid FROM trace_meta WHERE key = {key} AND {cond})")
+            member(
+                style,
+                "trace_meta",
+                "trace_rowid",
+                &format!("key = {key} AND {cond}"),
+            )
         }
         Pred::Grade { name, value } => {
             let name = sql.bind(name.clone());
+            // Probing: `+` keeps the planner on the primary key (trace_rowid, ...) instead of
+            // `grades_by_value`, which would scan every grade of the name for each trace.
+            let col = |c: &str| match style {
+                Style::Set => format!("g.{c}"),
+                Style::Probe { .. } => format!("+g.{c}"),
+            };
             let cond = match value {
-                TextMatch::Num(r) => range(sql, "g.value_num", r, true),
+                TextMatch::Num(r) => range(sql, &col("value_num"), r, true),
                 TextMatch::Str(s) => {
                     // Labels are stored as the JSON of the grade value.
                     let json = serde_json::to_string(&GradeValue::Label(s.clone()))
                         .unwrap_or_else(|_| String::from("null"));
-                    format!("g.value = {}", sql.bind(json))
+                    format!("{} = {}", col("value"), sql.bind(json))
                 }
             };
-            format!(
-                "t.id IN (SELECT g.trace_rowid FROM grades g WHERE g.name = {name} AND {cond}
+            member(
+                style,
+                "grades g",
+                "g.trace_rowid",
+                &format!(
+                    "{} = {name} AND {cond}
                   AND NOT EXISTS (SELECT 1 FROM grades h WHERE h.trace_rowid = g.trace_rowid
-                    AND h.name = g.name AND (h.ts, h.item_id) > (g.ts, g.item_id)))"
+                    AND h.name = g.name AND (h.ts, h.item_id) > (g.ts, g.item_id))",
+                    col("name")
+                ),
             )
         }
         Pred::Text(text) => {
             if !text.chars().any(char::is_alphanumeric) {
                 return "1".to_owned();
             }
-            format!(
-                "t.id IN (SELECT c.trace_rowid FROM chunk_text JOIN item_chunks c ON c.id = chunk_text.rowid
-                  WHERE chunk_text MATCH {})",
-                sql.bind(fts_phrase(text))
-            )
+            let phrase = sql.bind(fts_phrase(text));
+            match style {
+                Style::Set => format!(
+                    "t.id IN (SELECT c.trace_rowid FROM chunk_text JOIN item_chunks c ON c.id = chunk_text.rowid
+                      WHERE chunk_text MATCH {phrase})"
+                ),
+                // Each trace's chunks (by `item_chunks_by_trace`) are looked up in the set of
+                // matching chunk ids; `+` stops the planner from driving the probe from that set.
+                Style::Probe { min_chunk } => format!(
+                    "EXISTS (SELECT 1 FROM item_chunks c INDEXED BY item_chunks_by_trace
+                      WHERE c.trace_rowid = t.id AND +c.id IN (SELECT rowid FROM chunk_text
+                        WHERE chunk_text MATCH {phrase} AND rowid >= {}))",
+                    sql.bind(min_chunk)
+                ),
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Run steps and their figures.
 //!
 //! A step's rollouts are the traces whose `run_id` is the run's id and whose `step` is the step.
-//! Figures are computed on read from the trace rows (no counters to keep in sync):
+//! Figures are computed from the trace rows:
 //! - rollouts and the status mix;
 //! - tokens and cost: sums; duration: mean, p50 and p90 over the rollouts that have ended, in ms;
 //! - grades: per name, over each rollout's **latest** grade of that name (a re-grade replaces, it
@@ -10,6 +10,9 @@
 //!   values `v` of length `n`, `q` is read at position `q * (n - 1)`.
 //! - with a search query, the figures cover the matching rollouts only; every step is still
 //!   listed (with zero rollouts when none matches), so charts keep their x axis.
+//!
+//! Without a query the figures of a step are read from the step cache (`step_cache`): a small row
+//! per clean step, computed live for steps changed since it was summarized; always exact.
 //!
 //! Steps that rollouts name but that were never registered are listed too; their `created_at` is
 //! the time the first of their traces was stored.
@@ -24,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::aggregates::{Figures, figures_by};
 use super::catalog::{RunRef, run_ref};
 use super::search::{self, Sql};
+use super::step_cache;
 use crate::{Result, StoreError};
 
 fn run_not_found(run_id: &str) -> StoreError {
@@ -47,6 +51,7 @@ pub(crate) fn create_run_step(conn: &Connection, run_id: &str, step: i64) -> Res
 }
 
 /// Every step of the run, each with the figures of its rollouts matching `q` (all when `None`).
+/// Without `q` the figures come from the step cache (`step_cache`), exact as of one snapshot.
 pub(crate) fn list_run_steps(
     conn: &Connection,
     run_id: &str,
@@ -54,6 +59,28 @@ pub(crate) fn list_run_steps(
 ) -> Result<Vec<RunStep>> {
     let run = run_ref(conn, run_id)?.ok_or_else(|| run_not_found(run_id))?;
     let mut steps: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut registered =
+        conn.prepare_cached("SELECT step, created_at FROM run_steps WHERE run_rowid = ?1")?;
+    let registered: Vec<(i64, i64)> = registered
+        .query_map([run.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if q.is_none() {
+        let mut cached = step_cache::figures(conn, run.id, run_id, None)?;
+        for (step, f) in &cached {
+            steps.insert(*step, f.first_created);
+        }
+        steps.extend(registered);
+        return Ok(steps
+            .into_iter()
+            .map(|(step, at)| match cached.remove(&step) {
+                Some(f) => RunStep {
+                    created_at: at,
+                    ..f.step
+                },
+                None => step_cache::run_step(run_id, step, at, None),
+            })
+            .collect());
+    }
     let mut seen = conn.prepare_cached(
         "SELECT step, MIN(created_at) FROM traces WHERE run_id = ?1 AND step IS NOT NULL GROUP BY step",
     )?;
@@ -61,16 +88,11 @@ pub(crate) fn list_run_steps(
         let (step, at) = row?;
         steps.insert(step, at);
     }
-    let mut registered =
-        conn.prepare_cached("SELECT step, created_at FROM run_steps WHERE run_rowid = ?1")?;
-    for row in registered.query_map([run.id], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        let (step, at) = row?;
-        steps.insert(step, at);
-    }
+    steps.extend(registered);
     let mut figures = figures_of(conn, run_id, None, q)?;
     Ok(steps
         .into_iter()
-        .map(|(step, at)| run_step(run_id, step, at, figures.remove(&step)))
+        .map(|(step, at)| step_cache::run_step(run_id, step, at, figures.remove(&step)))
         .collect())
 }
 
@@ -78,19 +100,19 @@ pub(crate) fn get_run_step(conn: &Connection, run_id: &str, step: i64) -> Result
     let Some(run) = run_ref(conn, run_id)? else {
         return Ok(None);
     };
-    let created_at = match registered_at(conn, &run, step)? {
-        Some(at) => at,
-        None => {
-            let mut first = conn.prepare_cached(
-                "SELECT MIN(created_at) FROM traces WHERE run_id = ?1 AND step = ?2",
-            )?;
-            match first.query_row(params![run_id, step], |r| r.get::<_, Option<i64>>(0))? {
-                Some(at) => at,
-                None => return Ok(None),
-            }
-        }
+    let cached = step_cache::figures(conn, run.id, run_id, Some(step))?.remove(&step);
+    let created_at = match (registered_at(conn, &run, step)?, &cached) {
+        (Some(at), _) => at,
+        (None, Some(f)) => f.first_created,
+        (None, None) => return Ok(None),
     };
-    figures(conn, run_id, step, created_at).map(Some)
+    Ok(Some(match cached {
+        Some(f) => RunStep {
+            created_at,
+            ..f.step
+        },
+        None => step_cache::run_step(run_id, step, created_at, None),
+    }))
 }
 
 fn registered_at(conn: &Connection, run: &RunRef, step: i64) -> Result<Option<i64>> {
@@ -123,25 +145,12 @@ fn figures_of(
     figures_by(conn, &sql, "t.step", &cond)
 }
 
-fn run_step(run_id: &str, step: i64, created_at: i64, figures: Option<Figures>) -> RunStep {
-    let mut f = figures.unwrap_or_default();
-    RunStep {
-        run_id: run_id.to_owned(),
-        step,
-        created_at,
-        rollouts: f.traces,
-        input_tokens: f.input_tokens,
-        output_tokens: f.output_tokens,
-        cost_usd: f.cost_usd,
-        duration_ms_mean: f.duration_mean(),
-        duration_ms_p50: f.duration_quantile(0.5),
-        duration_ms_p90: f.duration_quantile(0.9),
-        grades: f.grade_stats(),
-        status: std::mem::take(&mut f.status),
-    }
-}
-
 fn figures(conn: &Connection, run_id: &str, step: i64, created_at: i64) -> Result<RunStep> {
     let mut all = figures_of(conn, run_id, Some(step), None)?;
-    Ok(run_step(run_id, step, created_at, all.remove(&step)))
+    Ok(step_cache::run_step(
+        run_id,
+        step,
+        created_at,
+        all.remove(&step),
+    ))
 }

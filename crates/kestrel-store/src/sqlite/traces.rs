@@ -8,11 +8,17 @@
 //! The SQL is assembled only from fixed fragments of this module and of `search` (the compiled
 //! query); every value is a bound parameter.
 //!
-//! `grade_desc`/`grade_asc` order by the trace's latest numeric grade of one name (a correlated
-//! lookup per matching trace, on the grades primary key); traces without one come last.
+//! `grade_desc`/`grade_asc` order by the trace's latest numeric grade of one name; traces without
+//! one come last.
+//!
+//! Cost: newest/oldest and the grade sorts first try a bounded walk of an ordered index that stops
+//! at the page (see [`list_traces`]), so a query matching a fair share of traces reads about
+//! `limit / share` rows whatever the store's size; queries matching few traces go to SQLite's plan
+//! (an index on the rarest term, then a sort), whose cost grows with the number of matches. The
+//! other sorts (cost, duration, tokens) have no index: they read every matching trace.
 
 use caribou_model::api::{
-    GradeSummary, Page, TraceDetail, TraceFilter, TraceSort, TraceSummary, Turn,
+    GradeSummary, ItemPage, Page, TraceDetail, TraceFilter, TraceSort, TraceSummary, Turn,
 };
 use caribou_model::items::GradeValue;
 use kestrel_query::Query;
@@ -21,8 +27,8 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::catalog::{bad_cursor, project_id};
 use super::cursor::{Cursor, Key, page_limit};
-use super::search::{self, Sql};
-use super::{chunks, values};
+use super::search::{self, Sql, Style};
+use super::{chunks, items, values};
 use crate::{Result, StoreError};
 
 const SUMMARY_COLUMNS: &str = "t.id, t.trace_id, p.name, t.run_id, t.phase, t.step, t.datapoint_id,
@@ -151,6 +157,8 @@ const DEFAULT_GRADE: &str = "reward";
 /// direction, whether its key is REAL, and the cursor tag that ties a cursor to it.
 struct Order {
     key: String,
+    /// The key as the walk's window gives it (`w.v` for the grade sorts), when not `key`.
+    walk_key: Option<String>,
     desc: bool,
     real: bool,
     tag: String,
@@ -159,6 +167,7 @@ struct Order {
 fn order(sql: &mut Sql, filter: &TraceFilter) -> Result<Order> {
     let plain = |key: &str, desc: bool, real: bool, tag: &str| Order {
         key: key.to_owned(),
+        walk_key: None,
         desc,
         real,
         tag: tag.to_owned(),
@@ -176,6 +185,7 @@ fn order(sql: &mut Sql, filter: &TraceFilter) -> Result<Order> {
         let dir = if desc { "desc" } else { "asc" };
         Order {
             key,
+            walk_key: Some("w.v".to_owned()),
             desc,
             real: true,
             tag: format!("traces.grade_{dir}.{name}"),
@@ -218,6 +228,19 @@ pub(crate) fn filter_condition(
     filter: &TraceFilter,
     q: Option<&Query>,
 ) -> Result<Option<String>> {
+    filter_condition_as(conn, sql, filter, q, Style::Set, None)
+}
+
+/// `driver`: with [`Style::Set`], the conjunct of `q` to start from, the others probed (see
+/// [`search::condition_driven`]).
+fn filter_condition_as(
+    conn: &Connection,
+    sql: &mut Sql,
+    filter: &TraceFilter,
+    q: Option<&Query>,
+    style: Style,
+    driver: Option<usize>,
+) -> Result<Option<String>> {
     let mut clauses: Vec<String> = Vec::new();
     if let Some(name) = &filter.project {
         let Some(id) = project_id(conn, name)? else {
@@ -246,7 +269,10 @@ pub(crate) fn filter_condition(
     if let Some(q) = q
         && q.expr.is_some()
     {
-        clauses.push(search::condition(sql, q));
+        clauses.push(match (style, driver) {
+            (Style::Set, Some(d)) => search::condition_driven(sql, q, d),
+            _ => search::condition_as(sql, q, style),
+        });
     }
     Ok(Some(if clauses.is_empty() {
         "1".to_owned()
@@ -255,12 +281,33 @@ pub(crate) fn filter_condition(
     }))
 }
 
-pub(crate) fn list_traces(
+/// A walk: read candidates in the list's order from an index, at most `rows` of them, and test
+/// the condition on each (see [`list_traces`]).
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    rows: usize,
+}
+
+/// The first walk reads this many candidates per row of the page (at least [`MIN_WALK`]).
+const WALK_PER_ROW: usize = 40;
+const MIN_WALK: usize = 2_000;
+/// A walk never reads more than this many candidates per row of the page: below that share of
+/// matches, the planner's index path (collect the matches, then sort) is cheaper.
+const MAX_WALK_PER_ROW: usize = 400;
+
+/// Rows of a list, each with its cursor, in order, and whether they are known to be all the rows
+/// left (the walk covered every candidate); `None` when the filter names an unknown project.
+type Rows = Option<(Vec<(Cursor, TraceSummary)>, bool)>;
+
+/// One attempt at a page: `walk` reads a bounded window of candidates in order (`None`: let the
+/// planner choose, exact whatever it reads). Returns up to `limit + 1` rows.
+fn select_rows(
     conn: &Connection,
     filter: &TraceFilter,
     q: Option<&Query>,
-) -> Result<Page<TraceSummary>> {
-    let limit = page_limit(filter.limit)?;
+    limit: usize,
+    walk: Option<Walk>,
+) -> Result<Rows> {
     let mut sql = Sql::default();
     let order = order(&mut sql, filter)?;
     let after = filter
@@ -268,36 +315,89 @@ pub(crate) fn list_traces(
         .as_deref()
         .map(|c| Cursor::decode(&order.tag, c))
         .transpose()?;
-    let Some(mut cond) = filter_condition(conn, &mut sql, filter, q)? else {
-        return Ok(Page {
-            data: Vec::new(),
-            next_cursor: None,
-        });
-    };
-    if let Some(cursor) = after {
-        let key = match (order.real, cursor.key) {
-            (true, Key::Real(v)) => Value::Real(v),
-            (false, Key::Int(v)) => Value::Integer(v),
+    let after = match after {
+        None => None,
+        Some(cursor) => Some(match (order.real, cursor.key) {
+            (true, Key::Real(v)) => (Value::Real(v), cursor.id),
+            (false, Key::Int(v)) => (Value::Integer(v), cursor.id),
             _ => return Err(bad_cursor()),
-        };
-        let op = if order.desc { "<" } else { ">" };
+        }),
+    };
+    let (op, dir) = if order.desc {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let time_walk = walk.filter(|_| matches!(filter.sort, TraceSort::Newest | TraceSort::Oldest));
+    // The time walk's bound: the sort time of the window's last candidate; `None` when the
+    // window holds every candidate left.
+    let bound = match time_walk {
+        Some(w) => time_bound(conn, filter, &order, after.as_ref(), w)?,
+        None => None,
+    };
+    let style = match walk {
+        None => Style::Set,
+        Some(_) => Style::Probe {
+            min_chunk: match (time_walk, q) {
+                (Some(_), Some(q)) if search::has_text(q) => {
+                    min_chunk(conn, filter, &order, after.as_ref(), bound)?
+                }
+                _ => 0,
+            },
+        },
+    };
+    let driver = match (walk, q) {
+        (None, Some(q)) => driver(conn, q)?,
+        _ => None,
+    };
+    let Some(mut cond) = filter_condition_as(conn, &mut sql, filter, q, style, driver)? else {
+        return Ok(None);
+    };
+    if let Some((key, id)) = &after {
         cond = format!(
             "({cond}) AND ({}, t.id) {op} ({}, {})",
             order.key,
-            sql.bind(key),
-            sql.bind(cursor.id)
+            sql.bind(key.clone()),
+            sql.bind(*id)
         );
     }
-    let dir = if order.desc { "DESC" } else { "ASC" };
-    let key_expr = &order.key;
+    let mut complete = walk.is_none();
+    let (from, key_expr) = match walk {
+        None => ("traces t".to_owned(), order.key.clone()),
+        Some(_) if time_walk.is_some() => {
+            // Walk the time index itself, bounded by the sort time of the window's last
+            // candidate (one index-only read), so SQLite stops at the page's last match and
+            // never reads past the window.
+            match bound {
+                Some(bound) => {
+                    let eq = if order.desc { ">=" } else { "<=" };
+                    cond = format!("({cond}) AND t.sort_ts {eq} {}", sql.bind(bound));
+                }
+                None => complete = true,
+            }
+            (
+                format!("traces t INDEXED BY {}", time_index(filter)),
+                order.key.clone(),
+            )
+        }
+        Some(w) => {
+            let Some(window) = window(&mut sql, filter, &order, after.as_ref(), w)? else {
+                return Ok(Some((Vec::new(), false)));
+            };
+            (
+                format!("({window}) w JOIN traces t ON t.id = w.id"),
+                order.walk_key.clone().unwrap_or_else(|| order.key.clone()),
+            )
+        }
+    };
     let limit_marker = sql.bind((limit + 1) as i64);
     let text = format!(
-        "SELECT {SUMMARY_COLUMNS}, {key_expr} FROM traces t LEFT JOIN projects p ON p.id = t.project_rowid
+        "SELECT {SUMMARY_COLUMNS}, {key_expr} FROM {from} LEFT JOIN projects p ON p.id = t.project_rowid
          WHERE {cond} ORDER BY {key_expr} {dir}, t.id {dir} LIMIT {limit_marker}"
     );
     // Cached: the same filter shapes repeat; a query's text only varies with its shape.
     let mut select = conn.prepare_cached(&text)?;
-    let mut rows = select
+    let rows = select
         .query_map(params_from_iter(sql.args.iter()), |r| {
             let (id, summary, _) = summary_row(r)?;
             let key = match r.get::<_, Value>(20)? {
@@ -315,10 +415,242 @@ pub(crate) fn list_traces(
             Ok((Cursor { key, id }, summary))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some((rows, complete)))
+}
+
+/// Sets larger than this are not counted further when estimating.
+const ESTIMATE_CAP: i64 = 2_000;
+
+/// For a conjunction with two or more side-table or full-text conjuncts: the one selecting the
+/// fewest ids (each counted up to [`ESTIMATE_CAP`], index-only), for the planner to start from.
+fn driver(conn: &Connection, q: &Query) -> Result<Option<usize>> {
+    let mut best: Option<(i64, usize)> = None;
+    let mut candidates = 0;
+    for (i, e) in search::conjuncts(q).iter().enumerate() {
+        let mut sql = Sql::default();
+        let Some(set) = search::set_of(&mut sql, e) else {
+            continue;
+        };
+        candidates += 1;
+        let cap = sql.bind(ESTIMATE_CAP);
+        let mut count =
+            conn.prepare_cached(&format!("SELECT count(*) FROM ({set} LIMIT {cap})"))?;
+        let n: i64 = count.query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?;
+        if best.is_none_or(|(m, _)| n < m) {
+            best = Some((n, i));
+        }
+    }
+    Ok(best.filter(|_| candidates > 1).map(|(_, i)| i))
+}
+
+/// The index a time walk reads: the project's traces in time order, or all traces.
+fn time_index(filter: &TraceFilter) -> &'static str {
+    if filter.project.is_some() {
+        "traces_by_project"
+    } else {
+        "traces_by_time"
+    }
+}
+
+/// The time walk's scope on `traces` (no alias) after the cursor: the project (when the filter
+/// names one) and the keyset condition.
+fn time_scope(
+    sql: &mut Sql,
+    filter: &TraceFilter,
+    order: &Order,
+    after: Option<&(Value, i64)>,
+) -> String {
+    let mut scope = match &filter.project {
+        Some(name) => format!(
+            "traces.project_rowid = (SELECT id FROM projects WHERE name = {})",
+            sql.bind(name.clone())
+        ),
+        None => "1".to_owned(),
+    };
+    let (op, eq) = if order.desc { ("<", "<=") } else { (">", ">=") };
+    if let Some((key, id)) = after {
+        let k = sql.bind(key.clone());
+        scope = format!(
+            "{scope} AND traces.sort_ts {eq} {k} AND (traces.sort_ts {op} {k} OR traces.id {op} {})",
+            sql.bind(*id)
+        );
+    }
+    scope
+}
+
+/// The sort time of the `walk.rows`-th trace of the scope after the cursor, in the list's order
+/// (an index-only read); `None` when the scope has fewer traces left (the walk covers them all).
+fn time_bound(
+    conn: &Connection,
+    filter: &TraceFilter,
+    order: &Order,
+    after: Option<&(Value, i64)>,
+    walk: Walk,
+) -> Result<Option<i64>> {
+    let mut sql = Sql::default();
+    let scope = time_scope(&mut sql, filter, order, after);
+    let dir = if order.desc { "DESC" } else { "ASC" };
+    let offset = sql.bind(i64::try_from(walk.rows.saturating_sub(1)).unwrap_or(i64::MAX));
+    let text = format!(
+        "SELECT sort_ts FROM traces INDEXED BY {} WHERE {scope}
+         ORDER BY sort_ts {dir}, id {dir} LIMIT 1 OFFSET {offset}",
+        time_index(filter)
+    );
+    let mut select = conn.prepare_cached(&text)?;
+    Ok(select
+        .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))
+        .optional()?)
+}
+
+/// The smallest chunk id of the traces a time walk may read (those of the scope after the cursor
+/// up to `bound`), so full-text terms read only postings of those chunks. 0 when unbounded.
+fn min_chunk(
+    conn: &Connection,
+    filter: &TraceFilter,
+    order: &Order,
+    after: Option<&(Value, i64)>,
+    bound: Option<i64>,
+) -> Result<i64> {
+    let Some(bound) = bound else {
+        return Ok(0);
+    };
+    let mut sql = Sql::default();
+    let scope = time_scope(&mut sql, filter, order, after);
+    let eq = if order.desc { ">=" } else { "<=" };
+    let text = format!(
+        "SELECT MIN(c.id) FROM traces INDEXED BY {} JOIN item_chunks c ON c.trace_rowid = traces.id
+         WHERE {scope} AND traces.sort_ts {eq} {}",
+        time_index(filter),
+        sql.bind(bound)
+    );
+    let mut select = conn.prepare_cached(&text)?;
+    Ok(select
+        .query_row(params_from_iter(sql.args.iter()), |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
+        .unwrap_or(0))
+}
+
+/// The window of a grade walk: SQL selecting `id` and the grade sorts' key as `v` of at most
+/// `walk.rows` graded traces in the list's order, from just after the cursor. `None` when there is
+/// nothing to walk (other orders, or a cursor past the graded traces).
+fn window(
+    sql: &mut Sql,
+    filter: &TraceFilter,
+    order: &Order,
+    after: Option<&(Value, i64)>,
+    walk: Walk,
+) -> Result<Option<String>> {
+    let (op, dir) = if order.desc {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let rows = sql.bind(i64::try_from(walk.rows).unwrap_or(i64::MAX));
+    match filter.sort {
+        TraceSort::GradeDesc | TraceSort::GradeAsc => {
+            let name = sql.bind(filter.grade.as_deref().unwrap_or(DEFAULT_GRADE).to_owned());
+            let mut scope = format!("g.name = {name} AND g.value_num IS NOT NULL");
+            if let Some((key, id)) = after {
+                // Past the graded traces (the cursor is in the ungraded tail): nothing to walk.
+                let Value::Real(k) = key else {
+                    return Ok(None);
+                };
+                if !k.is_finite() {
+                    return Ok(None);
+                }
+                let k = sql.bind(*k);
+                let eq = if order.desc { "<=" } else { ">=" };
+                scope = format!(
+                    "{scope} AND g.value_num {eq} {k} AND (g.value_num {op} {k} OR g.trace_rowid {op} {})",
+                    sql.bind(*id)
+                );
+            }
+            // `grades_by_value` is (name, value_num, trace_rowid, ts, item_id): a trace's grades
+            // of one value are adjacent, and only its latest grade of the name counts.
+            Ok(Some(format!(
+                "SELECT g.trace_rowid AS id, g.value_num AS v FROM grades g INDEXED BY grades_by_value
+                 WHERE {scope} AND NOT EXISTS (SELECT 1 FROM grades h WHERE h.trace_rowid = g.trace_rowid
+                   AND h.name = g.name AND (h.ts, h.item_id) > (g.ts, g.item_id))
+                 ORDER BY g.value_num {dir}, g.trace_rowid {dir} LIMIT {rows}"
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Lists traces matching the filter and `q`, one page in the filter's order.
+///
+/// Two ways to a page, both exact:
+/// - a walk (newest/oldest and the grade sorts): read candidates in the list's order from an
+///   index (`traces_by_time`, `traces_by_project`, `grades_by_value`), test the condition on
+///   each (side tables probed by primary key) and stop at `limit + 1` matches. A query matching
+///   many traces is answered after reading about `limit / share` rows whatever the store's size.
+///   The walk reads a bounded window; when the window holds fewer than `limit + 1` matches the
+///   answer is not known to be complete, and the planner's way is taken instead.
+/// - the planner's: SQLite picks an index for the condition, collects every match, sorts. Best
+///   when few traces match.
+pub(crate) fn list_traces(
+    conn: &Connection,
+    filter: &TraceFilter,
+    q: Option<&Query>,
+) -> Result<Page<TraceSummary>> {
+    let limit = page_limit(filter.limit)?;
+    let walkable = matches!(
+        filter.sort,
+        TraceSort::Newest | TraceSort::Oldest | TraceSort::GradeDesc | TraceSort::GradeAsc
+    );
+    let mut rows = None;
+    if walkable {
+        let mut window = (WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
+        let max = (MAX_WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
+        loop {
+            let Some((found, complete)) =
+                select_rows(conn, filter, q, limit, Some(Walk { rows: window }))?
+            else {
+                return Ok(Page {
+                    data: Vec::new(),
+                    next_cursor: None,
+                });
+            };
+            if found.len() > limit || complete {
+                rows = Some(found);
+                break;
+            }
+            // Too few matches in the window: widen it once if the share seen says a wider
+            // window would likely fill the page, else ask the planner.
+            let needed = (limit + 1) * window * 2 / found.len().max(1);
+            if found.is_empty() || window >= max || needed > max {
+                break;
+            }
+            window = needed;
+        }
+    }
+    let rows = match rows {
+        Some(rows) => rows,
+        None => match select_rows(conn, filter, q, limit, None)? {
+            Some((rows, _)) => rows,
+            None => {
+                return Ok(Page {
+                    data: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+        },
+    };
+    page_of(conn, rows, limit, &order(&mut Sql::default(), filter)?.tag)
+}
+
+fn page_of(
+    conn: &Connection,
+    mut rows: Vec<(Cursor, TraceSummary)>,
+    limit: usize,
+    tag: &str,
+) -> Result<Page<TraceSummary>> {
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = if more {
-        rows.last().map(|(c, _)| c.encode(&order.tag))
+        rows.last().map(|(c, _)| c.encode(tag))
     } else {
         None
     };
@@ -328,4 +660,27 @@ pub(crate) fn list_traces(
         data.push(summary);
     }
     Ok(Page { data, next_cursor })
+}
+
+/// Items `[offset, offset + limit)` of a trace in logged order; `None` if there is no such trace.
+pub(crate) fn get_trace_items(
+    conn: &Connection,
+    trace_id: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<Option<ItemPage>> {
+    let mut select = conn.prepare_cached("SELECT id FROM traces WHERE trace_id = ?1")?;
+    let Some(id) = select
+        .query_row([trace_id], |r| r.get::<_, i64>(0))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let (total, items) = items::page(conn, id, offset, limit)?;
+    Ok(Some(ItemPage {
+        trace_id: trace_id.to_owned(),
+        total,
+        offset,
+        items,
+    }))
 }

@@ -422,3 +422,94 @@ pub async fn datapoints_add_replace_list_paginate(store: &dyn Store) {
             .is_empty()
     );
 }
+
+/// Step figures are exact at every moment, whatever the state of a store's per-step cache: after
+/// each write (new rollouts, a re-grade, a status change), at once and again a little later,
+/// listing the steps answers what computing them from the rollouts answers.
+pub async fn run_steps_stay_exact_while_cached(store: &dyn Store) {
+    let run = store
+        .create_run(new_run("rl-cache", Phase::Train, "cached"))
+        .await
+        .expect("run");
+    // A query every rollout matches: its figures are computed from the rollouts themselves.
+    let all = kestrel_query::parse("-trace:no-such-trace").expect("parse");
+    let check = |when: &'static str| {
+        let run_id = run.id.clone();
+        let all = all.clone();
+        async move {
+            let listed = store.list_run_steps(&run_id).await.expect("steps");
+            let live = store
+                .list_run_steps_matching(&run_id, &all)
+                .await
+                .expect("steps matching");
+            assert_eq!(listed, live, "{when}");
+            for s in &listed {
+                let one = store.get_run_step(&run_id, s.step).await.expect("step");
+                assert_eq!(one.as_ref(), Some(s), "{when}: step {}", s.step);
+            }
+            listed
+        }
+    };
+    let rollout = |i: usize, step: i64, reward: f64| {
+        let trace = format!("rc-{i}");
+        let t = T0 + i as i64 * SEC;
+        let turn = new_record_id();
+        vec![
+            Record::TraceOpen(TraceOpen {
+                run_id: Some(run.id.clone()),
+                project: None,
+                step: Some(step),
+                ..open(&trace, t, turn, "ignored")
+            }),
+            msg(&trace, t + 1, 10 + i as u64, i as u64, 0.125 * i as f64),
+            grade(&trace, t + 2, "reward", GradeValue::Number(reward)),
+            close(&trace, t + (i as i64 + 1) * 1000, turn, None),
+        ]
+    };
+    let mut records = Vec::new();
+    for i in 0..12 {
+        records.extend(rollout(i, (i % 3) as i64, i as f64 / 12.0));
+    }
+    ingest(store, records).await;
+    check("after the first rollouts").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = check("once the cache could catch up").await;
+    assert_eq!(
+        before.iter().map(|s| s.rollouts).collect::<Vec<_>>(),
+        [4, 4, 4]
+    );
+
+    // A re-grade changes step 1's reward figures: seen at once.
+    let regraded = store
+        .add_grade(
+            "rc-1",
+            caribou_model::api::AddGrade {
+                name: "reward".into(),
+                value: GradeValue::Number(5.0),
+                comment: None,
+                grader: None,
+                metadata: None,
+            },
+        )
+        .await
+        .expect("grade");
+    assert!(regraded.ts > T0, "a grade after the fact is the latest");
+    let after = check("right after a re-grade").await;
+    assert_eq!(after[1].grades["reward"].max, Some(5.0));
+    assert_ne!(before[1], after[1]);
+    assert_eq!(before[0], after[0], "other steps keep their figures");
+
+    // A status change, a new step and more rollouts in an old one.
+    let mut records = vec![status("rc-0", T0 + 200 * SEC, RolloutStatus::Error)];
+    records.extend(rollout(20, 7, 0.5));
+    records.extend(rollout(21, 2, 0.25));
+    ingest(store, records).await;
+    let now = check("right after more rollouts").await;
+    assert_eq!(
+        now.iter().map(|s| (s.step, s.rollouts)).collect::<Vec<_>>(),
+        [(0, 4), (1, 4), (2, 5), (7, 1)]
+    );
+    assert_eq!(now[0].status.get(&RolloutStatus::Error), Some(&1));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(check("later").await, now);
+}

@@ -389,3 +389,61 @@ pub async fn grade_after_the_fact(store: &dyn Store) {
         .expect_err("unknown trace");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
+
+/// Item pages: in logged order across requests whose items overlap in time, each page what the
+/// whole trace holds at that place, and the count of all items.
+pub async fn trace_items_page_in_logged_order(store: &dyn Store) {
+    let turn = new_record_id();
+    ingest(store, vec![Record::TraceOpen(open("paged", T0, turn, "p"))]).await;
+    // Three requests, interleaved in time (request k holds items at ts = 3i + k), one request
+    // with no item of the trace, and one with an item before all others.
+    for k in 0..3i64 {
+        let records = (0..20i64)
+            .map(|i| event("paged", T0 + 10 + 3 * i + k, &format!("e{}", 3 * i + k)))
+            .collect();
+        ingest(store, records).await;
+    }
+    ingest(store, vec![tags("paged", T0 + 500, &["x"])]).await;
+    ingest(store, vec![event("paged", T0 + 1, "first")]).await;
+    let all = trace(store, "paged").await.items;
+    assert_eq!(all.len(), 61);
+    for size in [1u64, 7, 60, 61, 500] {
+        let mut got: Vec<StoredItem> = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = store
+                .get_trace_items("paged", offset, size)
+                .await
+                .expect("items")
+                .expect("the trace exists");
+            assert_eq!((page.total, page.offset), (61, offset));
+            assert_eq!(page.trace_id, "paged");
+            if page.items.is_empty() {
+                break;
+            }
+            assert!(page.items.len() as u64 <= size);
+            offset += page.items.len() as u64;
+            got.extend(page.items);
+        }
+        assert_eq!(got, all, "pages of {size}");
+    }
+    let middle = store
+        .get_trace_items("paged", 30, 5)
+        .await
+        .expect("items")
+        .expect("the trace exists");
+    assert_eq!(middle.items, all[30..35]);
+    let past = store
+        .get_trace_items("paged", 1_000, 10)
+        .await
+        .expect("items")
+        .expect("the trace exists");
+    assert!(past.items.is_empty());
+    assert_eq!(
+        store
+            .get_trace_items("no-such-trace", 0, 10)
+            .await
+            .expect("items"),
+        None
+    );
+}

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use caribou_model::api::{
-    AddGrade, Page, StoredItem, TraceDetail, TraceFilter, TraceSort, TraceSummary,
+    AddGrade, ItemPage, Page, StoredItem, TraceDetail, TraceFilter, TraceSort, TraceSummary,
 };
 use caribou_model::{GradeValue, Limits};
 use kestrel_query::Query;
@@ -111,6 +111,41 @@ pub async fn get(
     state
         .store
         .get_trace(&trace_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
+}
+
+/// The query of `GET /api/v1/traces/{trace_id}/items`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsQuery {
+    /// Position of the first item (0-based); default 0.
+    pub offset: Option<u64>,
+    /// Items per page, 1..=[`MAX_ITEMS_PAGE`]; default [`DEFAULT_ITEMS_PAGE`].
+    pub limit: Option<u64>,
+}
+
+/// Default and largest page of `GET /api/v1/traces/{trace_id}/items`.
+pub const DEFAULT_ITEMS_PAGE: u64 = 500;
+pub const MAX_ITEMS_PAGE: u64 = 5_000;
+
+pub async fn items(
+    State(state): State<AppState>,
+    ApiPath(trace_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ItemsQuery>,
+) -> Result<Json<ItemPage>, ApiError> {
+    check_id("trace_id", &trace_id)?;
+    let limit = query.limit.unwrap_or(DEFAULT_ITEMS_PAGE);
+    if !(1..=MAX_ITEMS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "invalid query parameter `limit`: {limit} is out of range; use 1..={MAX_ITEMS_PAGE} \
+             (default {DEFAULT_ITEMS_PAGE})"
+        )));
+    }
+    state
+        .store
+        .get_trace_items(&trace_id, query.offset.unwrap_or(0), limit)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))

@@ -1,19 +1,29 @@
 // A trace: header and figures, error and traceback, a timeline of its turns, the conversation
 // (paged, see conversation.js), and on the side its grades (with a form to add one by hand),
 // tags, metadata and ids. `/ui/traces/ID?page=N` or `?item=N` opens the conversation there.
+//
+// Big traces: the whole trace (every item, for the timeline and the find box) is fetched at once,
+// and meanwhile the summary and the one page of items being opened are fetched too
+// (`/traces?q=trace:ID`, `/traces/ID/items`); if they come first and the trace is big, that page
+// is drawn at once, then replaced by the full page when the whole trace has arrived.
 
 import { h, s, replace, enc, url, panel, figures } from "../dom.js";
 import { api } from "../api.js";
 import * as f from "../format.js";
 import { jsonView } from "../json.js";
 import { quoteTerm } from "../table.js";
-import { conversation, PAGE_SIZE } from "./conversation.js";
+import { conversation, itemView, PAGE_SIZE } from "./conversation.js";
+
+/** Traces with more items than this get the quick first paint. */
+const QUICK_ITEMS = 2_000;
 
 const GRADER_KEY = "kestrel.grader";
 
 export async function render(ctx) {
   const id = ctx.params.id;
-  const t = await api(`/traces/${enc(id)}`, { signal: ctx.signal });
+  const whole = api(`/traces/${enc(id)}`, { signal: ctx.signal });
+  const quickMs = await quickPaint(ctx, id, whole);
+  const t = await whole;
   const fetched = performance.now();
   const crumbs = [["Projects", "/ui/"]];
   if (t.project) crumbs.push([t.project, `/ui/projects/${enc(t.project)}`]);
@@ -84,8 +94,45 @@ export async function render(ctx) {
   if (item) conv.showItem(item);
   // Time to first render of the conversation, read by the end-to-end tests.
   requestAnimationFrame(() => {
-    window.__kestrelTrace = { fetchedMs: fetched, renderedMs: performance.now(), items: t.items.length };
+    window.__kestrelTrace = { fetchedMs: fetched, renderedMs: performance.now(), items: t.items.length, quickMs };
   });
+}
+
+/**
+ * Draws the summary and the page of items being opened if they arrive before the whole trace
+ * and the trace is big. Resolves (with the time of that paint, or null) once drawn or skipped;
+ * never rejects: the whole trace's fetch reports errors.
+ */
+async function quickPaint(ctx, id, whole) {
+  const page = Number(ctx.query.get("page")) || 1;
+  const item = Number(ctx.query.get("item")) || 0;
+  const from = Math.floor(Math.max(0, (item || (page - 1) * PAGE_SIZE + 1) - 1) / PAGE_SIZE) * PAGE_SIZE;
+  const quick = Promise.all([
+    api("/traces", { params: { q: `trace:${quoteTerm(id)}`, limit: 1 }, signal: ctx.signal }),
+    api(`/traces/${enc(id)}/items`, { params: { offset: from, limit: PAGE_SIZE }, signal: ctx.signal }),
+  ]).then(([list, items]) => ({ summary: list.data[0], items }), () => null);
+  const first = await Promise.race([whole.then(() => null, () => null), quick]);
+  if (!first || !first.summary || first.items.total <= QUICK_ITEMS) return null;
+  const t = first.summary;
+  const t0 = t.started_at || first.items.items[0]?.ts || 0;
+  const n = first.items.total;
+  replace(ctx.root,
+    h("div", { class: "page-head" },
+      h("div", { style: { minWidth: 0 } },
+        h("div", { class: "kicker" }, "Trace"),
+        h("h1", { class: "mono", style: { fontSize: "18px", overflowWrap: "anywhere" } }, id, " ", f.statusBadge(t.status)))),
+    figures([
+      ["Model", t.model_name || "—"],
+      ["Duration", f.duration(t.duration_ms)],
+      ["Tokens", `${f.count(t.input_tokens)} in · ${f.count(t.output_tokens)} out`],
+      ["Cost", f.cost(t.cost_usd)],
+      ["Items", f.int(n)],
+    ]),
+    panel("Conversation", h("div", null,
+      h("div", { class: "conv-tools" }, h("span", { id: "conv-loading" },
+        `Items ${f.int(from + 1)}–${f.int(Math.min(n, from + PAGE_SIZE))} of ${f.int(n)} · loading the rest…`)),
+      h("div", { class: "conv", id: "conversation-quick" }, first.items.items.map((it, k) => itemView(it, from + k, t0))))));
+  return performance.now();
 }
 
 function kv(label, value) {
