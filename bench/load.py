@@ -11,6 +11,7 @@ import gzip
 import http.client
 import json
 import multiprocessing as mp
+import os
 import threading
 import time
 import urllib.parse
@@ -55,12 +56,34 @@ def _client(url: str, seed: int, items: int, run_id: Optional[str], batch_record
     out.put({"items": made, "records": records, "seconds": time.perf_counter() - start})
 
 
+def thread_cpu(pid: int, name: str) -> float:
+    """CPU seconds used so far by a process's threads called ``name`` (Linux truncates thread names
+    to 15 characters: Kestrel's writer is ``kestrel-sqlite-``)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm == name:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+WRITER_THREAD = "kestrel-sqlite-"
+
+
 class Sampler:
-    """Samples a process's RSS every 100 ms; CPU from /proc at start and stop."""
+    """Samples a process's RSS every 100 ms; CPU (the whole process's, and its store writer
+    thread's) from /proc at start and stop."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak_rss, self._stop = pid, 0.0, threading.Event()
         self.cpu0, _ = proc_stat(pid)
+        self.writer0 = thread_cpu(pid, WRITER_THREAD)
         self.t0 = time.perf_counter()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -73,8 +96,10 @@ class Sampler:
         self._stop.set()
         self.thread.join()
         cpu, rss = proc_stat(self.pid)
+        writer = thread_cpu(self.pid, WRITER_THREAD)
         elapsed = time.perf_counter() - self.t0
-        return {"cpu_cores": (cpu - self.cpu0) / elapsed, "peak_rss_mb": max(self.peak_rss, rss)}
+        return {"cpu_cores": (cpu - self.cpu0) / elapsed, "cpu_s": cpu - self.cpu0,
+                "writer_cpu_s": writer - self.writer0, "peak_rss_mb": max(self.peak_rss, rss)}
 
 
 def post_parallel(url: str, items: int, clients: int, server_pid: int, run_id: Optional[str] = None,
