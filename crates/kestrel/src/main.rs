@@ -45,14 +45,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Blocking-pool threads per core (decoding and preparing request bodies, file I/O).
+const BLOCKING_THREADS_PER_CORE: usize = 2;
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = ServeConfig::resolve(&args)?;
             init_logging(&config.log)?;
+            // Request bodies are decoded and prepared on the blocking pool. Its default (up to 512
+            // threads) let a burst of concurrent ingest requests start one thread each, and every
+            // thread's allocator kept the memory it had used (RSS x4 at 16 clients) for no gain on
+            // a machine with a few cores.
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("kestrel")
+                .max_blocking_threads(cores * BLOCKING_THREADS_PER_CORE)
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(server::serve(config))
