@@ -178,23 +178,47 @@ const IDLE_SLICE_TIME: std::time::Duration = std::time::Duration::from_millis(5)
 /// The full-text indexer as the writer's background work. Failures are warned once, then counted
 /// (a failing index must not flood the log); the next write group retries.
 fn indexer_background(texts: Arc<TextCache>) -> Background {
-    let mut failures = 0u64;
+    let mut failures =
+        Failures::new("full-text indexing failed; text search lags until it succeeds");
     Box::new(move |conn: &Connection, pace: Pace| {
         let budget = match pace {
             Pace::Idle => IDLE_SLICE_TIME,
             Pace::Between(d) => d,
         };
-        match indexer::index_slice(conn, indexer::IDLE_SLICE, Some(budget), Some(&texts)) {
+        failures.done(indexer::index_slice(
+            conn,
+            indexer::IDLE_SLICE,
+            Some(budget),
+            Some(&texts),
+        ))
+    })
+}
+
+/// Failures of a background job: the first is warned, then only every power of two (a failing
+/// job retried after every write group must not flood the log).
+struct Failures {
+    count: u64,
+    message: &'static str,
+}
+
+impl Failures {
+    fn new(message: &'static str) -> Failures {
+        Failures { count: 0, message }
+    }
+
+    /// Whether work is left, from one slice's outcome (how much it did, or its error).
+    fn done(&mut self, slice: Result<usize>) -> bool {
+        match slice {
             Ok(done) => done > 0,
             Err(e) => {
-                failures += 1;
-                if failures == 1 || failures.is_power_of_two() {
-                    warn!(error = %e, failures, "full-text indexing failed; text search lags until it succeeds");
+                self.count += 1;
+                if self.count == 1 || self.count.is_power_of_two() {
+                    warn!(error = %e, failures = self.count, "{}", self.message);
                 }
                 false
             }
         }
-    })
+    }
 }
 
 /// The writer's background work: the full-text indexer first; the step summarizer
@@ -204,7 +228,9 @@ fn indexer_background(texts: Arc<TextCache>) -> Background {
 /// milliseconds, which acks should not wait for.
 fn background(texts: Arc<TextCache>) -> Background {
     let mut indexer = indexer_background(texts);
-    let mut failures = 0u64;
+    let mut failures = Failures::new(
+        "summarizing run steps failed; step lists compute them live until it succeeds",
+    );
     Box::new(move |conn: &Connection, pace: Pace| {
         if indexer(conn, pace) {
             return true;
@@ -212,16 +238,7 @@ fn background(texts: Arc<TextCache>) -> Background {
         if pace != Pace::Idle {
             return false;
         }
-        match step_cache::summarize_slice(conn, IDLE_SLICE_TIME) {
-            Ok(done) => done > 0,
-            Err(e) => {
-                failures += 1;
-                if failures == 1 || failures.is_power_of_two() {
-                    warn!(error = %e, failures, "summarizing run steps failed; step lists compute them live until it succeeds");
-                }
-                false
-            }
-        }
+        failures.done(step_cache::summarize_slice(conn, IDLE_SLICE_TIME))
     })
 }
 
