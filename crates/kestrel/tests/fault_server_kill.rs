@@ -15,10 +15,10 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caribou_model::{Batch, Phase, RolloutStatus};
 use common::TraceBuilder;
@@ -35,41 +35,9 @@ struct Kestrel {
 
 impl Kestrel {
     fn start(port: u16, data_dir: &Path) -> Kestrel {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.with_extension("log"))
-            .expect("log file");
-        let child = common::kestrel()
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kestrel");
-        let mut kestrel = Kestrel { child };
-        let agent = common::agent();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = kestrel.child.try_wait() {
-                let log = std::fs::read_to_string(data_dir.with_extension("log"));
-                panic!("kestrel exited with {status}: {}", log.unwrap_or_default());
-            }
-            if agent
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return kestrel;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        Kestrel {
+            child: common::serve_on(port, data_dir, &data_dir.with_extension("log")),
         }
-        panic!("kestrel did not start on port {port}");
     }
 
     fn kill(mut self) {

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,34 +27,10 @@ struct Kestrel {
 
 impl Kestrel {
     fn start(port: u16, data_dir: &Path) -> Kestrel {
-        let log = std::fs::File::create(data_dir.with_extension(format!("{port}.log")))
-            .expect("log file");
-        let child = common::kestrel()
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kestrel");
-        let kestrel = Kestrel { child };
-        let agent = common::agent();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if agent
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return kestrel;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let log = data_dir.with_extension(format!("{port}.log"));
+        Kestrel {
+            child: common::serve_on(port, data_dir, &log),
         }
-        panic!("kestrel did not start on port {port}");
     }
 
     fn signal(&self, signal: &str) {

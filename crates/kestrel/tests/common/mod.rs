@@ -45,6 +45,61 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// How long a starting `kestrel serve` may take to answer `/healthz`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until the `kestrel serve` in `child` answers `/healthz` at `base`; on failure (it exited,
+/// or no answer in time) the error holds its log.
+pub fn wait_healthy(child: &mut Child, base: &str, log_path: &Path) -> Result<(), String> {
+    let log = || std::fs::read_to_string(log_path).unwrap_or_default();
+    let agent = agent();
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}\n{}", log()));
+        }
+        if let Ok(r) = agent.get(format!("{base}/healthz")).call()
+            && r.status() == 200
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "no answer on /healthz after {} s\n{}",
+        START_TIMEOUT.as_secs(),
+        log()
+    ))
+}
+
+/// A `kestrel serve` on a fixed port (for tests that kill it and start it again on the same
+/// address), its stderr appended to `log_path`; panics with the log if it does not come up.
+pub fn serve_on(port: u16, data_dir: &Path, log_path: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    let mut child = kestrel()
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn kestrel");
+    if let Err(e) = wait_healthy(&mut child, &format!("http://127.0.0.1:{port}"), log_path) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("kestrel did not start on port {port}: {e}");
+    }
+    child
+}
+
 /// A running `kestrel serve`.
 pub struct Server {
     child: Option<Child>,
@@ -108,21 +163,10 @@ impl Server {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(format!("exited with {status}\n{}", self.log()));
-            }
-            if let Ok(r) = self.agent.get(format!("{}/healthz", self.base)).call()
-                && r.status() == 200
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match self.child.as_mut() {
+            Some(child) => wait_healthy(child, &self.base, &self.log_path),
+            None => Err("no child process".to_owned()),
         }
-        Err(format!("no answer on /healthz after 20 s\n{}", self.log()))
     }
 
     pub fn log(&self) -> String {
