@@ -499,6 +499,21 @@ impl Worker {
         }
     }
 
+    /// A spooled batch Kestrel answered for good (acknowledged, or refused for good): its file
+    /// leaves the spool. Nothing to do for a fresh batch.
+    fn settle_spooled(&mut self, origin: Origin) {
+        let Some(spool) = self.parts.spool.as_mut() else {
+            return;
+        };
+        match origin {
+            Origin::Fresh => {}
+            Origin::Spooled(name) => {
+                spool.remove_written(&name);
+            }
+            Origin::Replay(claim) => spool.complete(claim),
+        }
+    }
+
     fn on_outcome(&mut self, outcome: Outcome) {
         self.parts.sender.answered();
         let Some(flight) = self.flight.take() else {
@@ -521,18 +536,12 @@ impl Worker {
                             "caribou: batch acknowledged"
                         );
                     }
-                    Origin::Spooled(name) => {
+                    spooled => {
                         counters.spool_sent.fetch_add(records, Ordering::AcqRel);
-                        if let Some(spool) = self.parts.spool.as_mut() {
-                            spool.remove_written(&name);
+                        if matches!(spooled, Origin::Replay(_)) {
+                            tracing::debug!(records, "caribou: spooled batch acknowledged");
                         }
-                    }
-                    Origin::Replay(claim) => {
-                        counters.spool_sent.fetch_add(records, Ordering::AcqRel);
-                        tracing::debug!(records, "caribou: spooled batch acknowledged");
-                        if let Some(spool) = self.parts.spool.as_mut() {
-                            spool.complete(claim);
-                        }
+                        self.settle_spooled(spooled);
                     }
                 }
             }
@@ -549,17 +558,9 @@ impl Worker {
                 }
                 match flight.origin {
                     Origin::Fresh => self.give_up(records, true),
-                    Origin::Spooled(name) => {
+                    spooled => {
                         counters.spool_dropped.fetch_add(records, Ordering::AcqRel);
-                        if let Some(spool) = self.parts.spool.as_mut() {
-                            spool.remove_written(&name);
-                        }
-                    }
-                    Origin::Replay(claim) => {
-                        counters.spool_dropped.fetch_add(records, Ordering::AcqRel);
-                        if let Some(spool) = self.parts.spool.as_mut() {
-                            spool.complete(claim);
-                        }
+                        self.settle_spooled(spooled);
                     }
                 }
             }
