@@ -2,8 +2,9 @@
 //!
 //! Per trace of the request: the row is looked up once. A new trace needs no dedup (none of its
 //! records can be stored yet, and repeats inside the batch were dropped by `prepare`); for a
-//! trace already stored, the ids kept with its chunks are read and the records already there are
-//! dropped and counted as duplicates. The rest are applied to the row in memory (`trace_row`), the
+//! trace already stored, unless every incoming id is above the greatest id stored for it (ids are
+//! UUIDv7: new records are, retries are not), the ids kept with its chunks are read and the
+//! records already there are dropped and counted as duplicates. The rest are applied to the row in memory (`trace_row`), the
 //! row is written with one statement, the request's chunk (its items, possibly none, and all its
 //! record ids) with another, then one row per new side fact (turn, grade, tag, metadata key, tool,
 //! model). Run steps whose traces changed are marked in `step_dirty` once per request.
