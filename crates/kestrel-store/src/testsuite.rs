@@ -94,6 +94,7 @@ macro_rules! store_suite {
             search_bad_query_is_invalid,
             grade_sorts_paginate_with_missing_last,
             large_lists_page_exactly,
+            rare_words_page_exactly,
             aggregates_match_the_generated_figures,
         );
     };

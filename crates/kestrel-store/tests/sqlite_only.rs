@@ -245,3 +245,118 @@ async fn ingest_throughput() {
     );
     store.close().await.expect("close");
 }
+
+/// `chunk_bounds` and `trace_bounds` (schema 6): what ingest keeps is never below the exact bound
+/// (the greatest sort time of the traces of every id up to the block), whatever the arrival
+/// order; a store of schema 5 gets the exact bounds at upgrade, and its searches stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_bounds_cover_every_id_and_are_rebuilt_at_upgrade() {
+    const EXACT: [(&str, &str); 2] = [
+        (
+            "chunk_bounds",
+            "SELECT block, max(m) OVER (ORDER BY block ROWS UNBOUNDED PRECEDING)
+             FROM (SELECT c.id >> 10 AS block, max(t.sort_ts) AS m
+                   FROM item_chunks c JOIN traces t ON t.id = c.trace_rowid
+                   WHERE c.n > 0 GROUP BY block)",
+        ),
+        (
+            "trace_bounds",
+            "SELECT block, max(m) OVER (ORDER BY block ROWS UNBOUNDED PRECEDING)
+             FROM (SELECT id >> 10 AS block, max(sort_ts) AS m FROM traces GROUP BY block)",
+        ),
+    ];
+    let read = |conn: &rusqlite::Connection, sql: &str| -> Vec<(i64, i64)> {
+        let mut select = conn.prepare(sql).expect("select");
+        select
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("bounds")
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
+    // 3,000 requests of one trace each (about three blocks of chunk ids), sort times in a
+    // scrambled order, every 7th a message naming a rare word; a trace whose sort time grows.
+    let turn = new_record_id();
+    store
+        .ingest(batch(vec![kestrel_store::testsuite::fixtures::tags(
+            "grows",
+            T0,
+            &["x"],
+        )]))
+        .await
+        .expect("early record");
+    let at = |i: i64| T0 + ((i * 7_919) % 3_000) * 1_000_000;
+    for i in 0..3_000i64 {
+        let id = format!("t{i}");
+        let mut records = vec![Record::TraceOpen(open(&id, at(i), turn, "p"))];
+        if i % 7 == 0 {
+            records.push(msg(&id, at(i) + 1, 1, 1, 0.0));
+        }
+        store.ingest(batch(records)).await.expect("ingest");
+    }
+    store
+        .ingest(batch(vec![Record::TraceOpen(open(
+            "grows",
+            T0 + 4_000_000_000,
+            turn,
+            "p",
+        ))]))
+        .await
+        .expect("opening after the early record");
+    let filter = TraceFilter {
+        q: Some("answer".into()),
+        limit: Some(5),
+        ..TraceFilter::default()
+    };
+    kestrel_store::testsuite::search::wait_for_index(&store).await;
+    let before = kestrel_store::testsuite::fixtures::list_all(&store, &filter).await;
+    assert_eq!(before.len(), 3_000 / 7 + 1);
+    store.close().await.expect("close");
+
+    let path = dir.path().join("kestrel.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("file");
+        for (table, exact) in EXACT {
+            let kept = read(
+                &conn,
+                &format!("SELECT block, ts_bound FROM {table} ORDER BY block"),
+            );
+            let exact = read(&conn, exact);
+            assert!(exact.len() >= 3, "{table}: {exact:?}");
+            for (block, bound) in &exact {
+                let cover = kept.iter().find(|(b, _)| b >= block);
+                assert!(
+                    cover.is_some_and(|(_, kept)| kept >= bound),
+                    "{table} block {block}: exact {bound}, kept {cover:?}"
+                );
+            }
+            assert!(
+                kept.windows(2).all(|w| w[0].1 <= w[1].1),
+                "{table}: {kept:?}"
+            );
+        }
+        // Make the file look as version 5 left it.
+        conn.execute_batch(
+            "DROP TABLE chunk_bounds; DROP TABLE trace_bounds; PRAGMA user_version = 5",
+        )
+        .expect("back to version 5");
+    }
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("upgrade");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("file");
+        for (table, exact) in EXACT {
+            let rebuilt = read(
+                &conn,
+                &format!("SELECT block, ts_bound FROM {table} ORDER BY block"),
+            );
+            assert_eq!(rebuilt, read(&conn, exact), "{table}");
+        }
+    }
+    let after = kestrel_store::testsuite::fixtures::list_all(&store, &filter).await;
+    let ids = |l: &[caribou_model::api::TraceSummary]| {
+        l.iter().map(|t| t.trace_id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    store.close().await.expect("close");
+}

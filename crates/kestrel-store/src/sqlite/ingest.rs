@@ -7,7 +7,8 @@
 //! records already there are dropped and counted as duplicates. The rest are applied to the row in memory (`trace_row`), the
 //! row is written with one statement, the request's chunk (its items, possibly none, and all its
 //! record ids) with another, then one row per new side fact (turn, grade, tag, metadata key, tool,
-//! model). Run steps whose traces changed are marked in `step_dirty` once per request.
+//! model). Run steps whose traces changed are marked in `step_dirty` once per request, and the
+//! sort-time bounds of the request's chunk ids and new traces raised once (`sort_bounds`).
 //!
 //! Statements per new trace of ~12 items: about ten (was ~28 when every record id had its own
 //! row). The full-text index is not touched here: the writer fills it later (`indexer`).
@@ -23,6 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::chunks;
 use super::prepare::{PreparedBatch, PreparedTrace, prepare};
+use super::sort_bounds::{self, Ids};
 use super::trace_row::{Filing, TraceRow};
 use crate::Result;
 
@@ -45,8 +47,11 @@ pub(crate) fn ingest(conn: &Connection, batch: PreparedBatch) -> Result<Ingested
     let mut filing = Filing::default();
     let mut legacy_ids = None;
     let mut steps = BTreeSet::new();
+    let mut chunk_bounds = sort_bounds::Pending::new(Ids::Chunks);
+    let mut trace_bounds = sort_bounds::Pending::new(Ids::Traces);
     for mut trace in batch.traces {
         let row = TraceRow::load(conn, &trace.trace_id)?;
+        let sort_before = row.as_ref().map(TraceRow::sort_ts);
         let mut legacy = false;
         if let Some(stored) = &row {
             // Ids all above the trace's greatest: nothing of this request can be stored already.
@@ -73,6 +78,15 @@ pub(crate) fn ingest(conn: &Connection, batch: PreparedBatch) -> Result<Ingested
         apply(conn, &mut filing, &mut row, &trace)?;
         let id = row.save(conn)?;
         let chunk = chunks::write(conn, id, &trace.items, trace.chunk.take(), &trace.ids)?;
+        let sort_ts = row.sort_ts();
+        if !trace.items.is_empty() {
+            chunk_bounds.added(chunk, sort_ts);
+        }
+        match sort_before {
+            None => trace_bounds.added(id, sort_ts),
+            Some(before) if sort_ts > before => trace_bounds.grown(id, sort_ts),
+            Some(_) => {}
+        }
         if let Some(text) = trace.text.take() {
             out.texts.push((chunk, text));
         }
@@ -81,6 +95,8 @@ pub(crate) fn ingest(conn: &Connection, batch: PreparedBatch) -> Result<Ingested
         }
         out.spent.push(trace);
     }
+    chunk_bounds.write(conn)?;
+    trace_bounds.write(conn)?;
     if !steps.is_empty() {
         let mut mark = conn
             .prepare_cached("INSERT OR IGNORE INTO step_dirty(run_rowid, step) VALUES (?1, ?2)")?;

@@ -174,6 +174,12 @@ impl TraceRow {
         Ok(row)
     }
 
+    /// The time lists sort by (`traces.sort_ts`): the opening's or first item's time, else the
+    /// earliest of any record.
+    pub(crate) fn sort_ts(&self) -> i64 {
+        self.started_at.unwrap_or(self.min_ts)
+    }
+
     /// A trace not stored yet, first seen at `min_ts`.
     pub(crate) fn new(trace_id: &str, min_ts: i64) -> TraceRow {
         TraceRow {
@@ -432,7 +438,7 @@ impl TraceRow {
             self.started_at,
             self.ended_at,
             self.min_ts,
-            self.started_at.unwrap_or(self.min_ts),
+            self.sort_ts(),
             self.input_tokens,
             self.output_tokens,
             self.cost_usd,

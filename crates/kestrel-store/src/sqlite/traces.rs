@@ -13,9 +13,12 @@
 //!
 //! Cost: newest/oldest and the grade sorts first try a bounded walk of an ordered index that stops
 //! at the page (see [`list_traces`]), so a query matching a fair share of traces reads about
-//! `limit / share` rows whatever the store's size; queries matching few traces go to SQLite's plan
-//! (an index on the rarest term, then a sort), whose cost grows with the number of matches. The
-//! other sorts (cost, duration, tokens) have no index: they read every matching trace.
+//! `limit / share` rows whatever the store's size. Newest-first queries led by a rare term (a word,
+//! tag, metadata value...) walk that term's matches newest first and stop at the page too
+//! (`lead_walk`). Other queries matching
+//! few traces go to SQLite's plan (an index on the rarest term, then a sort), whose cost grows
+//! with the number of matches. The other sorts (cost, duration, tokens) have no index: they read
+//! every matching trace.
 
 use caribou_model::api::{
     GradeSummary, ItemPage, Page, TraceDetail, TraceFilter, TraceSort, TraceSummary, Turn,
@@ -28,10 +31,11 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use super::catalog::{bad_cursor, project_id};
 use super::cursor::{Cursor, Key, page_limit};
 use super::search::{self, Sql, Style};
-use super::{chunks, items, values};
+use super::{chunks, items, lead_walk, values};
 use crate::{Result, StoreError};
 
-const SUMMARY_COLUMNS: &str = "t.id, t.trace_id, p.name, t.run_id, t.phase, t.step, t.datapoint_id,
+pub(super) const SUMMARY_COLUMNS: &str =
+    "t.id, t.trace_id, p.name, t.run_id, t.phase, t.step, t.datapoint_id,
     t.model_name, t.status, t.error, t.started_at, t.ended_at, t.input_tokens, t.output_tokens,
     t.cost_usd, t.messages, t.tool_calls, t.items, t.metadata, t.traceback";
 
@@ -155,7 +159,7 @@ const DEFAULT_GRADE: &str = "reward";
 
 /// The order of a list: its key expression (SQL on `traces t`, markers bound in `sql`), its
 /// direction, whether its key is REAL, and the cursor tag that ties a cursor to it.
-struct Order {
+pub(super) struct Order {
     key: String,
     /// The key as the walk's window gives it (`w.v` for the grade sorts), when not `key`.
     walk_key: Option<String>,
@@ -164,7 +168,7 @@ struct Order {
     tag: String,
 }
 
-fn order(sql: &mut Sql, filter: &TraceFilter) -> Result<Order> {
+pub(super) fn order(sql: &mut Sql, filter: &TraceFilter) -> Result<Order> {
     let plain = |key: &str, desc: bool, real: bool, tag: &str| Order {
         key: key.to_owned(),
         walk_key: None,
@@ -233,7 +237,7 @@ pub(crate) fn filter_condition(
 
 /// `driver`: with [`Style::Set`], the conjunct of `q` to start from, the others probed (see
 /// [`search::condition_driven`]).
-fn filter_condition_as(
+pub(super) fn filter_condition_as(
     conn: &Connection,
     sql: &mut Sql,
     filter: &TraceFilter,
@@ -310,19 +314,7 @@ fn select_rows(
 ) -> Result<Rows> {
     let mut sql = Sql::default();
     let order = order(&mut sql, filter)?;
-    let after = filter
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(&order.tag, c))
-        .transpose()?;
-    let after = match after {
-        None => None,
-        Some(cursor) => Some(match (order.real, cursor.key) {
-            (true, Key::Real(v)) => (Value::Real(v), cursor.id),
-            (false, Key::Int(v)) => (Value::Integer(v), cursor.id),
-            _ => return Err(bad_cursor()),
-        }),
-    };
+    let after = after(filter, &order)?;
     let (op, dir) = if order.desc {
         ("<", "DESC")
     } else {
@@ -399,23 +391,48 @@ fn select_rows(
     let mut select = conn.prepare_cached(&text)?;
     let rows = select
         .query_map(params_from_iter(sql.args.iter()), |r| {
-            let (id, summary, _) = summary_row(r)?;
-            let key = match r.get::<_, Value>(20)? {
-                Value::Real(v) => Key::Real(v),
-                Value::Integer(v) if order.real => Key::Real(v as f64),
-                Value::Integer(v) => Key::Int(v),
-                other => {
-                    return Err(rusqlite::Error::FromSqlConversionFailure(
-                        20,
-                        other.data_type(),
-                        "sort key is not a number".into(),
-                    ));
-                }
-            };
-            Ok((Cursor { key, id }, summary))
+            keyed_row(r, order.real)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some((rows, complete)))
+}
+
+/// The filter's cursor as (key, id) of the last row seen; `None` for the first page.
+pub(super) fn after(filter: &TraceFilter, order: &Order) -> Result<Option<(Value, i64)>> {
+    let Some(cursor) = filter
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(&order.tag, c))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(match (order.real, cursor.key) {
+        (true, Key::Real(v)) => (Value::Real(v), cursor.id),
+        (false, Key::Int(v)) => (Value::Integer(v), cursor.id),
+        _ => return Err(bad_cursor()),
+    }))
+}
+
+/// A row of `SELECT {SUMMARY_COLUMNS}, <sort key>` with its cursor.
+pub(super) fn keyed_row(
+    r: &rusqlite::Row<'_>,
+    real: bool,
+) -> rusqlite::Result<(Cursor, TraceSummary)> {
+    let (id, summary, _) = summary_row(r)?;
+    let key = match r.get::<_, Value>(20)? {
+        Value::Real(v) => Key::Real(v),
+        Value::Integer(v) if real => Key::Real(v as f64),
+        Value::Integer(v) => Key::Int(v),
+        other => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                20,
+                other.data_type(),
+                "sort key is not a number".into(),
+            ));
+        }
+    };
+    Ok((Cursor { key, id }, summary))
 }
 
 /// Sets larger than this are not counted further when estimating.
@@ -587,7 +604,9 @@ fn window(
 ///   each (side tables probed by primary key) and stop at `limit + 1` matches. A query matching
 ///   many traces is answered after reading about `limit / share` rows whatever the store's size.
 ///   The walk reads a bounded window; when the window holds fewer than `limit + 1` matches the
-///   answer is not known to be complete, and the planner's way is taken instead.
+///   answer is not known to be complete, and one of the next two ways is taken instead.
+/// - newest first, led by a rare term: walk the term's matches in descending id order and stop
+///   once no smaller id can bring a newer trace (`lead_walk`; gives up after a bounded read).
 /// - the planner's: SQLite picks an index for the condition, collects every match, sorts. Best
 ///   when few traces match.
 pub(crate) fn list_traces(
@@ -625,6 +644,11 @@ pub(crate) fn list_traces(
             }
             window = needed;
         }
+    }
+    if rows.is_none()
+        && let Some(q) = q
+    {
+        rows = lead_walk::newest(conn, filter, q, driver(conn, q)?, limit)?;
     }
     let rows = match rows {
         Some(rows) => rows,

@@ -726,3 +726,152 @@ pub async fn large_lists_page_exactly(store: &dyn Store) {
         }
     }
 }
+
+/// A message item whose text is `text`.
+fn said(trace: &str, ts: i64, text: &str) -> Record {
+    item(
+        trace,
+        ts,
+        Item::Message(Message {
+            role: "user".to_owned(),
+            content: Some(text.to_owned().into()),
+            ..Message::default()
+        }),
+    )
+}
+
+/// Newest-first pages of rare terms are exact whichever way a store finds them (the SQLite store
+/// walks the term's chunks or traces in descending id order and stops once no smaller id can
+/// bring a newer trace): 6,000 traces stored in time order, a word, a tag and a metadata value in
+/// 15 of them; three old traces that get the word again in late chunks (new ids, old sort times);
+/// traces stored out of time order; a trace stored first whose sort time then grows to the
+/// newest. Page sizes, the rest of the query, and the project filter vary.
+pub async fn rare_words_page_exactly(store: &dyn Store) {
+    const TRACES: usize = 6_000;
+    let name = |i: usize| format!("word-{i:04}");
+    let t = |i: usize| T0 + i as i64 * SEC;
+    let trace = |i: usize| {
+        let turn = new_record_id();
+        let text = if i.is_multiple_of(400) {
+            "we saw kari here"
+        } else {
+            "nothing to see"
+        };
+        let status = if i.is_multiple_of(800) {
+            RolloutStatus::Error
+        } else {
+            RolloutStatus::Completed
+        };
+        vec![
+            Record::TraceOpen(open(
+                &name(i),
+                t(i),
+                turn,
+                if i.is_multiple_of(3) {
+                    "three"
+                } else {
+                    "other"
+                },
+            )),
+            said(&name(i), t(i) + 1, text),
+            if i.is_multiple_of(400) {
+                tags(&name(i), t(i) + 1, &["rare"])
+            } else {
+                tags(&name(i), t(i) + 1, &["common"])
+            },
+            meta(
+                &name(i),
+                t(i) + 1,
+                json!({"customer": format!("c{}", i % 400 + 7)}),
+            ),
+            close(&name(i), t(i) + 2, turn, Some(status)),
+        ]
+    };
+    // A trace whose sort time grows: a record long before its opening, stored first (the
+    // smallest rowid); its opening and word come last, newer than two thirds of the others.
+    ingest(store, vec![tags("grows", T0 - 10 * SEC, &["x", "rare"])]).await;
+    // In time order, 500 traces per request: ids follow the traces' times.
+    for part in (0..TRACES).collect::<Vec<_>>().chunks(500) {
+        ingest(store, part.iter().flat_map(|i| trace(*i)).collect()).await;
+    }
+    // Old traces get the word again, in the newest chunks.
+    let late = [0, 400, 800];
+    ingest(
+        store,
+        late.iter()
+            .map(|i| said(&name(*i), t(*i) + 3, "kari again"))
+            .collect(),
+    )
+    .await;
+    // Traces out of time order: newer and older than all others, stored last, in one request.
+    let turn = new_record_id();
+    let mut odd = vec![
+        Record::TraceOpen(open("grows", t(4_000) + SEC / 3, turn, "other")),
+        said("grows", t(4_000) + SEC / 2, "kari grows"),
+        meta("grows", t(4_000) + SEC / 2, json!({"customer": "c7"})),
+    ];
+    for (k, at) in [(0, t(TRACES) + SEC), (1, T0 - SEC), (2, t(2_500) + SEC / 2)] {
+        let id = format!("odd-{k}");
+        let turn = new_record_id();
+        odd.push(Record::TraceOpen(open(&id, at, turn, "three")));
+        odd.push(said(&id, at + 1, "kari odd"));
+        odd.push(tags(&id, at + 1, &["rare"]));
+        odd.push(meta(&id, at + 1, json!({"customer": "c7"})));
+    }
+    ingest(store, odd).await;
+    wait_for_index(store).await;
+
+    // (id, sort time) of every trace with the word.
+    let mut all: Vec<(String, i64, bool, &str)> = (0..TRACES)
+        .filter(|i| i.is_multiple_of(400))
+        .map(|i| {
+            (
+                name(i),
+                t(i),
+                i.is_multiple_of(800),
+                if i.is_multiple_of(3) {
+                    "three"
+                } else {
+                    "other"
+                },
+            )
+        })
+        .collect();
+    all.push(("grows".to_owned(), t(4_000) + SEC / 3, false, "other"));
+    all.push(("odd-0".to_owned(), t(TRACES) + SEC, false, "three"));
+    all.push(("odd-1".to_owned(), T0 - SEC, false, "three"));
+    all.push(("odd-2".to_owned(), t(2_500) + SEC / 2, false, "three"));
+    all.sort_by_key(|(_, at, _, _)| std::cmp::Reverse(*at));
+    type Case = (&'static str, Option<&'static str>, fn(bool, &str) -> bool);
+    let cases: [Case; 9] = [
+        ("kari", None, |_, _| true),
+        ("tag:rare", None, |_, _| true),
+        ("meta.customer:c7", None, |_, _| true),
+        ("tag:rare meta.customer:c7 kari", None, |_, _| true),
+        ("tag:rare -tag:common status:error", None, |error, _| error),
+        ("meta.customer:c7 kari", Some("three"), |_, p| p == "three"),
+        ("kari status:error", None, |error, _| error),
+        ("kari -status:error", Some("three"), |error, p| {
+            !error && p == "three"
+        }),
+        ("kari", Some("other"), |_, p| p == "other"),
+    ];
+    for (q, project, f) in cases {
+        let want: Vec<String> = all
+            .iter()
+            .filter(|(_, _, error, p)| f(*error, p))
+            .map(|(id, ..)| id.clone())
+            .collect();
+        for limit in [1, 3, 7, 50] {
+            let filter = TraceFilter {
+                q: Some(q.to_owned()),
+                sort: TraceSort::Newest,
+                limit: Some(limit),
+                project: project.map(str::to_owned),
+                ..TraceFilter::default()
+            };
+            let got = ids(&list_all(store, &filter).await);
+            assert_eq!(got, want, "{q:?} in {project:?}, limit {limit}");
+        }
+    }
+}
