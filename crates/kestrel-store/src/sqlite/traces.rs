@@ -15,10 +15,9 @@
 //! at the page (see [`list_traces`]), so a query matching a fair share of traces reads about
 //! `limit / share` rows whatever the store's size. Newest-first queries led by a rare term (a word,
 //! tag, metadata value...) walk that term's matches newest first and stop at the page too
-//! (`lead_walk`). Other queries matching
-//! few traces go to SQLite's plan (an index on the rarest term, then a sort), whose cost grows
-//! with the number of matches. The other sorts (cost, duration, tokens) have no index: they read
-//! every matching trace.
+//! (`lead_walk`). Other queries matching few traces go to SQLite's plan (an index on the rarest
+//! term, then a sort), whose cost grows with the number of matches. The other sorts (cost,
+//! duration, tokens) have no index: they read every matching trace.
 
 use caribou_model::api::{
     GradeSummary, ItemPage, Page, TraceDetail, TraceFilter, TraceSort, TraceSummary, Turn,
@@ -304,11 +303,13 @@ const MAX_WALK_PER_ROW: usize = 400;
 type Rows = Option<(Vec<(Cursor, TraceSummary)>, bool)>;
 
 /// One attempt at a page: `walk` reads a bounded window of candidates in order (`None`: let the
-/// planner choose, exact whatever it reads). Returns up to `limit + 1` rows.
+/// planner choose, exact whatever it reads, starting from the conjunct `driver` of `q` when
+/// given). Returns up to `limit + 1` rows.
 fn select_rows(
     conn: &Connection,
     filter: &TraceFilter,
     q: Option<&Query>,
+    driver: Option<usize>,
     limit: usize,
     walk: Option<Walk>,
 ) -> Result<Rows> {
@@ -338,10 +339,7 @@ fn select_rows(
             },
         },
     };
-    let driver = match (walk, q) {
-        (None, Some(q)) => driver(conn, q)?,
-        _ => None,
-    };
+    let driver = driver.filter(|_| walk.is_none());
     let Some(mut cond) = filter_condition_as(conn, &mut sql, filter, q, style, driver)? else {
         return Ok(None);
     };
@@ -625,7 +623,7 @@ pub(crate) fn list_traces(
         let max = (MAX_WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
         loop {
             let Some((found, complete)) =
-                select_rows(conn, filter, q, limit, Some(Walk { rows: window }))?
+                select_rows(conn, filter, q, None, limit, Some(Walk { rows: window }))?
             else {
                 return Ok(Page {
                     data: Vec::new(),
@@ -645,14 +643,19 @@ pub(crate) fn list_traces(
             window = needed;
         }
     }
+    // The walk did not settle it: the query's rarest conjunct, where the next two ways start.
+    let driver = match (&rows, q) {
+        (None, Some(q)) => driver(conn, q)?,
+        _ => None,
+    };
     if rows.is_none()
         && let Some(q) = q
     {
-        rows = lead_walk::newest(conn, filter, q, driver(conn, q)?, limit)?;
+        rows = lead_walk::newest(conn, filter, q, driver, limit)?;
     }
     let rows = match rows {
         Some(rows) => rows,
-        None => match select_rows(conn, filter, q, limit, None)? {
+        None => match select_rows(conn, filter, q, driver, limit, None)? {
             Some((rows, _)) => rows,
             None => {
                 return Ok(Page {
