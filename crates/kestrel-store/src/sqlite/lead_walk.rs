@@ -6,21 +6,22 @@
 //! reads every match and sorts, a cost that grows with the store. Here the lead term (the
 //! planner's driver: the conjunct with the smallest set, or the only conjunct with one) hands its
 //! matches in descending id order, in growing batches: a word's chunks from the full-text index
-//! (descending rowid), a tag's, model's, tool's, metadata value's or grade's traces from its
-//! side-table index (descending trace rowid). Each batch's traces are tested against the rest of
+//! (descending rowid), a tag's, model's, tool's or metadata string's traces from its side-table
+//! index (descending trace rowid; number ranges and grades are indexed by value first and go to
+//! SQLite's plan). Each batch's traces are tested against the rest of
 //! the query, the filter and the cursor in one statement, and the matches kept in order. Ids grow
 //! with arrival, not with the traces' sort time, so the walk stops only once it holds a page and
 //! `sort_bounds` says that every trace of a smaller id sorts strictly before the page's last
 //! row: the answer is exact.
 //!
-//! Taken only for the newest-first order and a conjunction (or a single term). Gives up (the
+//! Taken only for the newest-first order and a conjunction (or a single term) led by such a term. Gives up (the
 //! caller asks SQLite's plan) after [`MAX_READ`] ids: a bound held high by a trace with a
 //! far-future time, or a term that is not rare after all.
 
 use std::collections::HashSet;
 
 use caribou_model::api::{TraceFilter, TraceSort, TraceSummary};
-use kestrel_query::{Expr, Pred, Query};
+use kestrel_query::{Expr, Pred, Query, TextMatch};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
@@ -65,6 +66,9 @@ fn split(q: &Query, driver: Option<usize>) -> Option<(Lead, Query)> {
             only
         }
     };
+    if !in_id_order(parts.get(lead)?) {
+        return None;
+    }
     let mut sql = Sql::default();
     let (text, ids) = match parts.get(lead)? {
         Expr::Pred(Pred::Text(text)) => {
@@ -107,6 +111,26 @@ fn split(q: &Query, driver: Option<usize>) -> Option<(Lead, Query)> {
         },
     };
     Some((Lead { text, sql, ids }, rest))
+}
+
+/// Whether an index hands the term's matches in descending id order, so each batch reads only
+/// its own entries: a word (FTS5 rowids), a tag, model or tool name, a metadata string (their
+/// `(value, trace_rowid)` indexes). Not a number range or a grade (indexed by value first: every
+/// batch would sort all the matches again); SQLite's plan serves those.
+fn in_id_order(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Pred(
+            Pred::Text(_)
+                | Pred::Tag(_)
+                | Pred::Model(_)
+                | Pred::Tool(_)
+                | Pred::Meta {
+                    value: TextMatch::Str(_),
+                    ..
+                }
+        )
+    )
 }
 
 /// Up to `limit + 1` rows of the newest-first list of `filter` and `q` (see the module docs).
