@@ -84,13 +84,15 @@ fn split(q: &Query, driver: Option<usize>) -> Option<(Lead, Query)> {
                 Ids::Chunks,
             )
         }
+        // One row per trace and value in these side tables (their primary keys), read from the
+        // `(value, trace_rowid)` index backwards.
         e => {
             let set = search::set_of(&mut sql, e)?;
             let below = sql.bind(0);
             let size = sql.bind(0);
             (
                 format!(
-                    "SELECT DISTINCT s.trace_rowid, s.trace_rowid FROM ({set}) s
+                    "SELECT s.trace_rowid, s.trace_rowid FROM ({set}) s
                      WHERE s.trace_rowid < {below} ORDER BY s.trace_rowid DESC LIMIT {size}"
                 ),
                 Ids::Traces,
