@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregates::{Figures, figures_by};
 use super::schema::internal;
 use super::search::Sql;
+use super::steps::rollouts_of;
 use crate::Result;
 
 /// Dirty steps taken per summarizer transaction.
@@ -156,10 +157,7 @@ fn live(
     steps: Option<&BTreeSet<i64>>,
 ) -> Result<BTreeMap<i64, StepFigures>> {
     let mut sql = Sql::default();
-    let mut cond = format!(
-        "t.run_id = {} AND t.step IS NOT NULL",
-        sql.bind(run_id.to_owned())
-    );
+    let mut cond = rollouts_of(&mut sql, run_id);
     if let Some(steps) = steps {
         let list = serde_json::to_string(steps).map_err(|e| internal("listing steps", e))?;
         cond = format!(

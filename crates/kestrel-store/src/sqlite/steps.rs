@@ -123,6 +123,14 @@ fn registered_at(conn: &Connection, run: &RunRef, step: i64) -> Result<Option<i6
         .optional()?)
 }
 
+/// The condition on `traces t` selecting the rollouts of a run (its traces that name a step).
+pub(super) fn rollouts_of(sql: &mut Sql, run_id: &str) -> String {
+    format!(
+        "t.run_id = {} AND t.step IS NOT NULL",
+        sql.bind(run_id.to_owned())
+    )
+}
+
 /// The figures of the steps of a run, over its rollouts matching `q` (all when `None`). `only`
 /// restricts to one step. Steps with no matching rollout are absent.
 fn figures_of(
@@ -132,10 +140,7 @@ fn figures_of(
     q: Option<&Query>,
 ) -> Result<BTreeMap<i64, Figures>> {
     let mut sql = Sql::default();
-    let mut cond = format!(
-        "t.run_id = {} AND t.step IS NOT NULL",
-        sql.bind(run_id.to_owned())
-    );
+    let mut cond = rollouts_of(&mut sql, run_id);
     if let Some(step) = only {
         cond = format!("{cond} AND t.step = {}", sql.bind(step));
     }
