@@ -1,8 +1,9 @@
 //! `Message`, `ToolExecution`, `Event` and `Grade`: Python classes wrapping the model's items.
 //!
 //! Each class is `frozen` and holds the finished `caribou_model` value, converted once at
-//! construction and shared (`Arc`): logging it only queues another reference to it, with no Python work left
-//! for later (the exporter thread never touches Python objects). Construction rules for odd
+//! construction (`Arc`, so `log` needs no copy of it): logging it queues its JSON, made then, on
+//! the logging thread, with no Python work left for later (the exporter thread never touches
+//! Python objects, and the item is freed with its Python object, on the thread that made it). Construction rules for odd
 //! values are in `fields`. Getters convert back to Python on each access (not a hot path).
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ fn json_repr<T: serde::Serialize>(class: &str, value: &T) -> String {
 #[pyclass(name = "Message", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyMessage {
-    /// Shared with the queue when logged: logging copies nothing.
+    /// Read by `log`, which queues the item's JSON (not the item).
     pub item: Arc<Item>,
 }
 
@@ -146,7 +147,7 @@ impl PyMessage {
 #[pyclass(name = "ToolExecution", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyToolExecution {
-    /// Shared with the queue when logged: logging copies nothing.
+    /// Read by `log`, which queues the item's JSON (not the item).
     pub item: Arc<Item>,
 }
 
@@ -253,7 +254,7 @@ fn error_text(e: &Bound<'_, PyAny>) -> String {
 #[pyclass(name = "Event", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyEvent {
-    /// Shared with the queue when logged: logging copies nothing.
+    /// Read by `log`, which queues the item's JSON (not the item).
     pub item: Arc<Item>,
 }
 
@@ -312,7 +313,7 @@ impl PyEvent {
 #[pyclass(name = "Grade", module = "caribou", frozen, eq)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyGrade {
-    /// Shared with the queue when logged: logging copies nothing.
+    /// Read by `log`, which queues the item's JSON (not the item).
     pub item: Arc<Item>,
 }
 

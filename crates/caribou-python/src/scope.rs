@@ -198,7 +198,7 @@ fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
     };
     let kind = item.kind();
     // The core validates once, counts the drop and tells us why, so the Python user hears of it.
-    if let Err(e) = h.try_log_shared(item) {
+    if let Err(e) = h.try_log_ref(&item) {
         warn_once(py, Warn::BadItem, || {
             format!("an invalid {kind} was dropped: {e}")
         });

@@ -25,7 +25,7 @@ use caribou_model::Record;
 use caribou_model::validate::{Limits, check_record};
 
 use crate::config::Config;
-use crate::exporter::{Exporter, FlushReport, Queued, Stats};
+use crate::exporter::{Exporter, FlushReport, Stats};
 
 /// `flush(None)` waits at most this long.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,7 +103,7 @@ pub(crate) fn with_exporter(f: impl FnOnce(&Exporter)) {
 /// Validates and queues a (non-item) record on the current exporter.
 pub(crate) fn enqueue_record(record: Record) {
     with_exporter(|exporter| match check_record(&record, &Limits::DEFAULT) {
-        Ok(()) => exporter.enqueue(Box::new(Queued::Record(record))),
+        Ok(()) => exporter.enqueue_record(&record),
         Err(e) => exporter.count_invalid(&e),
     });
 }

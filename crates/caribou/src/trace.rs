@@ -20,7 +20,7 @@ use caribou_model::{
     TagsRecord, TraceClose, TraceOpen, ValidationError,
 };
 
-use crate::exporter::{Queued, TurnKey};
+use crate::exporter::TurnKey;
 use crate::global::{enqueue_record, with_exporter};
 use crate::ids::{new_id_and_ts, new_trace_id};
 
@@ -50,7 +50,7 @@ pub struct TraceHandle {
 
 #[derive(Debug)]
 struct TraceInner {
-    key: Arc<TurnKey>,
+    key: TurnKey,
     /// The last `set_status`, encoded by [`encode`]; 0 when none.
     last_status: AtomicU8,
     closed: AtomicBool,
@@ -66,11 +66,11 @@ impl TraceHandle {
         let turn_id = new_id_and_ts().0;
         let handle = TraceHandle {
             inner: Arc::new(TraceInner {
-                key: Arc::new(TurnKey {
+                key: TurnKey {
                     trace_id: trace_id.clone(),
                     turn_id,
                     valid,
-                }),
+                },
                 last_status: AtomicU8::new(0),
                 closed: AtomicBool::new(false),
             }),
@@ -111,7 +111,8 @@ impl TraceHandle {
         self.inner.closed.load(Ordering::Acquire)
     }
 
-    /// Queues an item. The hot path: an id, a timestamp, one allocation, one `try_send`.
+    /// Queues an item. The hot path: an id, a timestamp, the record's JSON in one allocation, one
+    /// `try_send`.
     pub fn log(&self, item: Item) {
         // The error is counted and warned about by the exporter; Rust callers need no more.
         let _ = self.try_log(item);
@@ -121,28 +122,24 @@ impl TraceHandle {
     /// counted all the same), so a binding can tell its user without validating a second time.
     /// `Ok` when logging is off.
     pub fn try_log(&self, item: Item) -> Result<(), ValidationError> {
-        self.try_log_shared(Arc::new(item))
+        self.try_log_ref(&item)
     }
 
-    /// [`TraceHandle::try_log`] for an item shared with its caller (the Python binding's item
-    /// objects): the queue holds another reference, nothing is copied.
-    pub fn try_log_shared(&self, item: Arc<Item>) -> Result<(), ValidationError> {
+    /// [`TraceHandle::try_log`] for an item its caller keeps (the Python binding's item objects):
+    /// the queued record is its JSON, so the item itself stays with the caller and is freed on the
+    /// caller's thread.
+    pub fn try_log_ref(&self, item: &Item) -> Result<(), ValidationError> {
         let key = &self.inner.key;
         let mut outcome = Ok(());
         with_exporter(|exporter| {
             let (id, ts) = new_id_and_ts();
             let checked = if key.valid {
-                check_ts("ts", ts).and_then(|()| check_item(&item, &Limits::DEFAULT))
+                check_ts("ts", ts).and_then(|()| check_item(item, &Limits::DEFAULT))
             } else {
                 check_name("trace_id", &key.trace_id, Limits::DEFAULT.max_id_len)
             };
             match checked {
-                Ok(()) => exporter.enqueue(Box::new(Queued::Item {
-                    id,
-                    ts,
-                    turn: key.clone(),
-                    item,
-                })),
+                Ok(()) => exporter.enqueue_item(id, ts, key, item),
                 Err(e) => {
                     exporter.count_invalid(&e);
                     outcome = Err(e);

@@ -1,18 +1,15 @@
-//! Building ingest batches on the exporter thread: JSON as records arrive, zstd when sealed.
+//! Building ingest batches on the exporter thread: records' JSON appended as they arrive, zstd
+//! when sealed.
 //!
 //! A batch is the body of one `POST /api/v1/ingest`, `{"records": [...]}` in the model's wire
-//! format ([`caribou_model::Batch`]). Records are serialized the moment the exporter takes them
-//! from the queue, so a batch's size in bytes is known while it grows. A batch is full at
+//! format ([`caribou_model::Batch`]). Records arrive from the queue already serialized
+//! ([`Queued`]), so a batch's size in bytes is known while it grows. A batch is full at
 //! `max_records` records or at [`MAX_BATCH_BYTES`] of JSON, whichever comes first (a single record
 //! larger than that still travels, alone). Sealing compresses it once with zstd; retries resend
 //! the same bytes, with the same record ids.
 
 use std::io;
 use std::time::Instant;
-
-use caribou_model::Item;
-use serde::Serialize;
-use uuid::Uuid;
 
 use super::queue::Queued;
 
@@ -26,36 +23,6 @@ const ZSTD_LEVEL: i32 = 1;
 
 const HEAD: &[u8] = br#"{"records":["#;
 const TAIL: &[u8] = b"]}";
-
-/// The wire form of an item record, borrowing from the queued record (no copy of the item).
-/// Must serialize exactly like `caribou_model::Record::Item` (a test checks it).
-#[derive(Serialize)]
-struct ItemWire<'a> {
-    kind: &'static str,
-    id: Uuid,
-    trace_id: &'a str,
-    ts: i64,
-    turn_id: Uuid,
-    item: &'a Item,
-}
-
-/// Serializes one queued record onto `out`.
-pub fn write_record(out: &mut Vec<u8>, record: &Queued) -> serde_json::Result<()> {
-    match record {
-        Queued::Item { id, ts, turn, item } => serde_json::to_writer(
-            out,
-            &ItemWire {
-                kind: "item",
-                id: *id,
-                trace_id: &turn.trace_id,
-                ts: *ts,
-                turn_id: turn.turn_id,
-                item,
-            },
-        ),
-        Queued::Record(r) => serde_json::to_writer(out, r),
-    }
-}
 
 /// A sealed batch, ready to send (and resend).
 #[derive(Debug)]
@@ -88,27 +55,17 @@ impl BatchBuilder {
         }
     }
 
-    /// Adds a record. On a serialization error nothing is added (and the caller counts a drop).
-    pub fn push(&mut self, record: &Queued) -> serde_json::Result<()> {
+    /// Adds a record.
+    pub fn push(&mut self, record: &Queued) {
         if self.records == 0 {
             self.json.clear();
             self.json.extend_from_slice(HEAD);
             self.first_at = Some(Instant::now());
-        }
-        let mark = self.json.len();
-        if self.records > 0 {
+        } else {
             self.json.push(b',');
         }
-        match write_record(&mut self.json, record) {
-            Ok(()) => {
-                self.records += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.json.truncate(mark);
-                Err(e)
-            }
-        }
+        self.json.extend_from_slice(record.json());
+        self.records += 1;
     }
 
     pub fn len(&self) -> u64 {
@@ -156,31 +113,29 @@ pub fn compressor() -> io::Result<zstd::bulk::Compressor<'static>> {
 mod tests {
     use super::*;
     use crate::exporter::queue::TurnKey;
-    use caribou_model::{Batch, Message, Record, RolloutStatus, StatusRecord};
-    use std::sync::Arc;
+    use caribou_model::{Batch, Item, Message, Record, RolloutStatus, StatusRecord};
 
-    fn item(turn: &Arc<TurnKey>, text: &str) -> Queued {
-        let (id, ts) = crate::ids::new_id_and_ts();
-        Queued::Item {
-            id,
-            ts,
-            turn: turn.clone(),
-            item: Arc::new(Item::Message(Message {
-                role: "assistant".into(),
-                content: Some(text.into()),
-                input_tokens: Some(3),
-                cost_usd: Some(0.5),
-                ..Default::default()
-            })),
-        }
+    fn message(text: &str) -> Item {
+        Item::Message(Message {
+            role: "assistant".into(),
+            content: Some(text.into()),
+            input_tokens: Some(3),
+            cost_usd: Some(0.5),
+            ..Default::default()
+        })
     }
 
-    fn turn() -> Arc<TurnKey> {
-        Arc::new(TurnKey {
-            trace_id: "trc_x".into(),
+    fn item(turn: &TurnKey, text: &str) -> Queued {
+        let (id, ts) = crate::ids::new_id_and_ts();
+        Queued::item(id, ts, turn, &message(text)).unwrap()
+    }
+
+    fn turn() -> TurnKey {
+        TurnKey {
+            trace_id: "trc_x \"quoted\" \u{e9}".into(),
             turn_id: crate::ids::new_id_and_ts().0,
             valid: true,
-        })
+        }
     }
 
     fn unpack(sealed: &SealedBatch) -> Batch {
@@ -192,26 +147,45 @@ mod tests {
     #[test]
     fn item_wire_matches_the_model() {
         let turn = turn();
-        let queued = item(&turn, "hello");
-        let mut out = Vec::new();
-        write_record(&mut out, &queued).unwrap();
-        let parsed: Record = serde_json::from_slice(&out).unwrap();
-        let Queued::Item { id, ts, item, .. } = &queued else {
-            unreachable!()
-        };
+        let (id, ts) = crate::ids::new_id_and_ts();
+        let item = message("hello \"you\"\n\u{1F98C}");
+        let queued = Queued::item(id, ts, &turn, &item).unwrap();
         let expected = Record::Item(caribou_model::ItemRecord {
-            id: *id,
-            trace_id: "trc_x".into(),
-            ts: *ts,
+            id,
+            trace_id: turn.trace_id.clone(),
+            ts,
             turn_id: Some(turn.turn_id),
-            item: (**item).clone(),
+            item,
         });
-        assert_eq!(parsed, expected);
+        assert_eq!(
+            serde_json::from_slice::<Record>(queued.json()).unwrap(),
+            expected
+        );
         assert_eq!(
             serde_json::to_vec(&expected).unwrap(),
-            out,
+            queued.json(),
             "same bytes as the model"
         );
+        let other = Record::Status(StatusRecord {
+            id,
+            trace_id: "trc_x".into(),
+            ts,
+            status: RolloutStatus::Completed,
+        });
+        assert_eq!(
+            Queued::record(&other).unwrap().json(),
+            serde_json::to_vec(&other).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_huge_record_does_not_keep_its_scratch() {
+        let turn = turn();
+        let big = item(&turn, &"y".repeat(1 << 20));
+        assert!(big.approx_bytes() > 1 << 20);
+        let small = item(&turn, "z");
+        assert!(small.approx_bytes() < 400, "{}", small.approx_bytes());
+        crate::exporter::queue::SCRATCH.with(|s| assert!(s.borrow().capacity() <= 64 << 10));
     }
 
     #[test]
@@ -220,17 +194,18 @@ mod tests {
         let mut builder = BatchBuilder::new(3, MAX_BATCH_BYTES);
         let mut compressor = compressor().unwrap();
         assert!(builder.is_empty() && builder.first_at().is_none());
-        builder.push(&item(&turn, "a")).unwrap();
-        builder
-            .push(&Queued::Record(Record::Status(StatusRecord {
+        builder.push(&item(&turn, "a"));
+        builder.push(
+            &Queued::record(&Record::Status(StatusRecord {
                 id: crate::ids::new_id_and_ts().0,
                 trace_id: "trc_x".into(),
                 ts: caribou_model::now_us(),
                 status: RolloutStatus::Truncated,
-            })))
-            .unwrap();
+            }))
+            .unwrap(),
+        );
         assert!(!builder.is_full());
-        builder.push(&item(&turn, "c")).unwrap();
+        builder.push(&item(&turn, "c"));
         assert!(builder.is_full() && builder.first_at().is_some());
         let sealed = builder.seal(&mut compressor).unwrap();
         assert_eq!(sealed.records, 3);
@@ -241,7 +216,7 @@ mod tests {
 
         // The builder starts over, clean.
         assert!(builder.is_empty() && builder.first_at().is_none());
-        builder.push(&item(&turn, "d")).unwrap();
+        builder.push(&item(&turn, "d"));
         let again = unpack(&builder.seal(&mut compressor).unwrap());
         assert_eq!(again.records.len(), 1);
     }
@@ -253,7 +228,7 @@ mod tests {
         let text = "x".repeat(500);
         let mut n = 0;
         while !builder.is_full() {
-            builder.push(&item(&turn, &text)).unwrap();
+            builder.push(&item(&turn, &text));
             n += 1;
         }
         assert!(

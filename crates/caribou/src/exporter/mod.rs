@@ -1,8 +1,9 @@
 //! The exporter: a bounded queue in front of one named OS thread that batches records for Kestrel,
 //! a second thread that posts them, and an on-disk spool for what Kestrel does not take.
 //!
-//! The agent's threads only build a record and `try_send` it on a bounded crossbeam channel; the
-//! `caribou-exporter` thread does everything else (JSON, zstd, spool, retries) and hands each
+//! The agent's threads only build a record, serialize it ([`Queued`]) and `try_send` it on a
+//! bounded crossbeam channel; the `caribou-exporter` thread does everything else (batches, zstd,
+//! spool, retries) and hands each
 //! sealed batch to the `caribou-sender` thread for the HTTP request, so a hung Kestrel never stops
 //! the queue from draining. No async runtime runs inside the host process.
 //!
@@ -39,7 +40,9 @@
 //! is idempotent and also runs (with [`DROP_TIMEOUT`]) when the exporter is dropped.
 
 mod batch;
+mod json;
 mod queue;
+mod record_json;
 mod sender;
 pub mod spool;
 mod transport;
@@ -54,12 +57,12 @@ use std::time::{Duration, Instant};
 use caribou_model::ValidationError;
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
+pub(crate) use queue::TurnKey;
 pub use queue::{FlushReport, Stats};
-pub(crate) use queue::{Queued, TurnKey};
 pub(crate) use transport::{agent, bearer, error_message};
 
 use crate::config::Config;
-use queue::Counters;
+use queue::{Counters, Queued};
 use worker::{Control, WorkerParts};
 
 /// Timeout of the shutdown run by `Drop`.
@@ -75,7 +78,7 @@ const CONTROL_CAPACITY: usize = 64;
 /// A running exporter: the sending side of its queue, and its thread.
 #[derive(Debug)]
 pub(crate) struct Exporter {
-    data: Sender<Box<Queued>>,
+    data: Sender<Queued>,
     control: Sender<Control>,
     counters: Arc<Counters>,
     queue_capacity: usize,
@@ -127,10 +130,32 @@ impl Exporter {
         })
     }
 
+    /// Writes an item record of `turn` and queues it (see [`Exporter::enqueue`]).
+    pub fn enqueue_item(
+        &self,
+        id: uuid::Uuid,
+        ts: i64,
+        turn: &TurnKey,
+        item: &caribou_model::Item,
+    ) {
+        match Queued::item(id, ts, turn, item) {
+            Ok(queued) => self.enqueue(queued),
+            Err(e) => self.count_unserializable(&e),
+        }
+    }
+
+    /// Writes any other record and queues it (see [`Exporter::enqueue`]).
+    pub fn enqueue_record(&self, record: &caribou_model::Record) {
+        match Queued::record(record) {
+            Ok(queued) => self.enqueue(queued),
+            Err(e) => self.count_unserializable(&e),
+        }
+    }
+
     /// Queues a record; never blocks. A full queue (too many records, or too many bytes) drops
     /// it (counted, warned once).
     #[inline]
-    pub fn enqueue(&self, record: Box<Queued>) {
+    fn enqueue(&self, record: Queued) {
         let bytes = record.approx_bytes();
         // Added before the send, so the exporter's subtraction (after it receives) never comes
         // first; taken back if the send fails.
@@ -184,6 +209,15 @@ impl Exporter {
         self.counters.invalid.fetch_add(1, Ordering::Relaxed);
         if Counters::first(&self.counters.warned_invalid) {
             tracing::warn!(error = %error, "caribou: dropping an invalid record (further ones are counted, not logged)");
+        }
+    }
+
+    /// Counts a record that could not be serialized (not reachable with the model's types: their
+    /// maps have string keys; counted rather than trusted), as invalid.
+    fn count_unserializable(&self, error: &serde_json::Error) {
+        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+        if Counters::first(&self.counters.warned_invalid) {
+            tracing::warn!(error = %error, "caribou: dropping a record that could not be serialized (further invalid ones are counted, not logged)");
         }
     }
 

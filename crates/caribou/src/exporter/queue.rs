@@ -1,9 +1,12 @@
 //! What travels from the agent's threads to the exporter thread, and the counters both sides share.
 //!
-//! An item record is queued as built on the agent's thread: its id, its timestamp, a shared
-//! pointer to its trace and turn, and the item moved in. Turning it into JSON happens on the
-//! exporter thread. The rarer records (trace open/close, status, error, metadata, tags) travel as
-//! ready model [`Record`]s.
+//! A record travels as its wire JSON ([`Queued`]), written on the thread that logs it, in one
+//! allocation. Why there and not on the exporter thread: the record's values are in that
+//! thread's cache when it logs them, the item itself is then freed by the thread that made it,
+//! and only that one allocation crosses threads (with glibc, memory freed on another thread than
+//! the one that allocated it takes the allocator's slow, locked path). The exporter only copies
+//! records into a batch and compresses it: its CPU per record fell by two thirds, and the queue
+//! holds the JSON only, not the items (`bench/README.md`, section 1).
 //!
 //! Counters only grow. `enqueued` counts records accepted by the queue; every one of them ends as
 //! exactly one of `sent` (acknowledged by Kestrel), `spooled` (durably written to the spool),
@@ -16,11 +19,10 @@
 //! shared): `spool_sent` (delivered from the spool by this exporter) and `spool_dropped` (deleted
 //! from it: evicted by its size bound, damaged, or refused by Kestrel on replay).
 
-use std::sync::Arc;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use caribou_model::{Item, JsonMap, Record};
-use serde_json::Value;
+use caribou_model::{Item, Record};
 use uuid::Uuid;
 
 /// The trace and turn an item belongs to, shared by all items of one `trace_run` turn.
@@ -33,94 +35,74 @@ pub struct TurnKey {
     pub valid: bool,
 }
 
-/// One queued record. Travels boxed (`Box<Queued>`), one allocation whichever the variant, so
-/// the variants' sizes differing costs nothing more.
+/// One queued record: its wire JSON (one element of the batch's `records` array), exactly as
+/// `serde_json` writes the model's [`Record`], in an allocation of its exact size.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Queued {
-    Item {
-        id: Uuid,
-        ts: i64,
-        turn: Arc<TurnKey>,
-        /// Shared with the caller when it keeps the item (a Python item object).
-        item: Arc<Item>,
-    },
-    Record(Record),
+pub struct Queued {
+    json: Box<[u8]>,
 }
 
-/// Estimated bytes of a record, for the queue's byte bound: its text plus a fixed overhead. Only
-/// a bound's unit, not an exact size; pure, so the exporter subtracts exactly what was added.
-const RECORD_OVERHEAD: u64 = 160;
+/// What a queued record counts for against the queue's byte bound beyond its JSON: the
+/// allocation's and the channel slot's share. Pure, so the exporter subtracts exactly what was
+/// added.
+const RECORD_OVERHEAD: u64 = 32;
+
+/// Scratch buffers larger than this are not kept for the next record (a rare huge record must not
+/// pin its size in every logging thread).
+const SCRATCH_KEEP: usize = 64 << 10;
+
+thread_local! {
+    /// Where a record is written before it is copied into its exact-size allocation.
+    pub(super) static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 impl Queued {
-    /// The record's estimated size (see [`RECORD_OVERHEAD`]).
-    pub fn approx_bytes(&self) -> u64 {
-        RECORD_OVERHEAD
-            + match self {
-                Queued::Item { item, .. } => item_bytes(item),
-                Queued::Record(Record::Metadata(m)) => map_bytes(&m.metadata),
-                Queued::Record(Record::TraceOpen(o)) => o.metadata.as_ref().map_or(0, map_bytes),
-                Queued::Record(Record::Error(e)) => {
-                    len(&e.message) + e.traceback.as_deref().map_or(0, len)
-                }
-                Queued::Record(Record::Tags(t)) => t.tags.iter().map(|t| len(t) + 8).sum(),
-                Queued::Record(_) => 0,
+    /// An item record of `turn`.
+    pub fn item(id: Uuid, ts: i64, turn: &TurnKey, item: &Item) -> serde_json::Result<Queued> {
+        Queued::encode(|buf| {
+            super::record_json::write_item(buf, id, ts, &turn.trace_id, turn.turn_id, item)
+        })
+    }
+
+    /// Any other record.
+    pub fn record(record: &Record) -> serde_json::Result<Queued> {
+        Queued::encode(|buf| super::record_json::write_record(buf, record))
+    }
+
+    /// Runs `write` on this thread's scratch buffer and keeps the result in an allocation of its
+    /// exact size.
+    fn encode(
+        write: impl Fn(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> serde_json::Result<Queued> {
+        let write = |buf: &mut Vec<u8>| {
+            buf.clear();
+            let out = write(buf).map(|()| Queued {
+                json: Box::from(&buf[..]),
+            });
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
             }
+            out
+        };
+        SCRATCH
+            .try_with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut buf) => write(&mut buf),
+                // Not reachable (writing a record never logs); a fresh buffer rather than a panic.
+                Err(_) => write(&mut Vec::new()),
+            })
+            // The thread is exiting and its locals are gone.
+            .unwrap_or_else(|_| write(&mut Vec::new()))
     }
-}
 
-fn len(s: &str) -> u64 {
-    s.len() as u64
-}
-
-fn opt(s: &Option<String>) -> u64 {
-    s.as_deref().map_or(0, len)
-}
-
-fn opt_value(v: &Option<Value>) -> u64 {
-    v.as_ref().map_or(0, value_bytes)
-}
-
-fn item_bytes(item: &Item) -> u64 {
-    match item {
-        Item::Message(m) => {
-            len(&m.role)
-                + opt_value(&m.content)
-                + opt_value(&m.tool_calls)
-                + opt(&m.tool_call_id)
-                + opt(&m.name)
-                + opt(&m.model)
-                + opt(&m.provider)
-                + m.metadata.as_ref().map_or(0, map_bytes)
-        }
-        Item::ToolExecution(t) => {
-            len(&t.name)
-                + opt(&t.call_id)
-                + opt_value(&t.arguments)
-                + opt_value(&t.result)
-                + opt(&t.requestor)
-                + opt(&t.error)
-        }
-        Item::Event(e) => len(&e.name) + opt_value(&e.data) + len(&e.level),
-        Item::Grade(g) => {
-            len(&g.name)
-                + opt(&g.comment)
-                + opt(&g.grader)
-                + g.metadata.as_ref().map_or(0, map_bytes)
-        }
+    /// The record's JSON.
+    pub fn json(&self) -> &[u8] {
+        &self.json
     }
-}
 
-fn map_bytes(map: &JsonMap) -> u64 {
-    map.iter().map(|(k, v)| len(k) + 8 + value_bytes(v)).sum()
-}
-
-fn value_bytes(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => len(s) + 8,
-        Value::Array(a) => a.iter().map(value_bytes).sum::<u64>() + 8,
-        Value::Object(m) => map_bytes(m) + 8,
-        _ => 8,
+    /// What the record counts for against the queue's byte bound: its JSON plus
+    /// [`RECORD_OVERHEAD`].
+    pub fn approx_bytes(&self) -> u64 {
+        RECORD_OVERHEAD + self.json.len() as u64
     }
 }
 

@@ -2,7 +2,6 @@
 //! answers (a hung Kestrel). Kestrel itself is exercised by `crates/kestrel/tests/sdk_*.rs`.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caribou_model::{Item, Message};
@@ -34,26 +33,22 @@ fn config(port: u16) -> Config {
     }
 }
 
-fn record(turn: &Arc<TurnKey>) -> Box<Queued> {
+fn record(turn: &TurnKey) -> Queued {
     let (id, ts) = crate::ids::new_id_and_ts();
-    Box::new(Queued::Item {
-        id,
-        ts,
-        turn: turn.clone(),
-        item: Arc::new(Item::Message(Message {
-            role: "user".into(),
-            content: Some("x".repeat(500).into()),
-            ..Default::default()
-        })),
-    })
+    let item = Item::Message(Message {
+        role: "user".into(),
+        content: Some("x".repeat(500).into()),
+        ..Default::default()
+    });
+    Queued::item(id, ts, turn, &item).unwrap()
 }
 
-fn turn() -> Arc<TurnKey> {
-    Arc::new(TurnKey {
+fn turn() -> TurnKey {
+    TurnKey {
         trace_id: "trc_test".into(),
         turn_id: crate::ids::new_id_and_ts().0,
         valid: true,
-    })
+    }
 }
 
 #[test]
@@ -103,16 +98,17 @@ fn a_tiny_queue_with_nobody_listening_drops_and_counts() {
 
 #[test]
 fn the_byte_bound_drops_and_counts_before_the_record_bound() {
-    // Room for 1,000 records but only ~4 of these (~660 estimated bytes each).
+    // Room for 1,000 records but only ~4 of these (~740 bytes each: the JSON of 500 characters of
+    // text with its record's envelope, and the fixed overhead).
     let exporter = Exporter::start(&Config {
         queue_capacity: 1_000,
-        queue_max_bytes: 4 * 700,
+        queue_max_bytes: 4 * 800,
         ..config(closed_port())
     })
     .unwrap();
     let turn = turn();
     let one = record(&turn).approx_bytes();
-    assert!((600..=700).contains(&one), "{one}");
+    assert!((700..=800).contains(&one), "{one}");
     for _ in 0..100 {
         exporter.enqueue(record(&turn));
     }
@@ -123,7 +119,7 @@ fn the_byte_bound_drops_and_counts_before_the_record_bound() {
     assert!(stats.dropped_queue_full >= 90, "{stats:?}");
     // What the thread took off the queue no longer counts against the bound.
     let queued = exporter.counters.queued_bytes.load(Ordering::Relaxed);
-    assert!(queued <= 4 * 700, "{queued}");
+    assert!(queued <= 4 * 800, "{queued}");
     exporter.shutdown(Duration::from_millis(300));
     assert_eq!(exporter.counters.queued_bytes.load(Ordering::Relaxed), 0);
 }

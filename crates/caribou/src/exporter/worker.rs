@@ -77,7 +77,7 @@ pub enum Control {
 /// What the thread needs, moved in at spawn.
 #[derive(Debug)]
 pub struct WorkerParts {
-    pub data: Receiver<Box<Queued>>,
+    pub data: Receiver<Queued>,
     pub control: Receiver<Control>,
     pub counters: Arc<Counters>,
     pub sender: SenderLink,
@@ -241,7 +241,7 @@ impl Worker {
         loop {
             while self.data_open && !self.builder.is_full() {
                 match self.parts.data.try_recv() {
-                    Ok(record) => self.add(&record),
+                    Ok(record) => self.add(record),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => self.data_open = false,
                 }
@@ -256,17 +256,13 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, record: &Queued) {
+    fn add(&mut self, record: Queued) {
         // Out of the queue: its bytes no longer count against the bound.
         self.parts
             .counters
             .queued_bytes
             .fetch_sub(record.approx_bytes(), Ordering::Relaxed);
-        if let Err(e) = self.builder.push(record) {
-            // Cannot happen with the model's types; counted rather than trusted.
-            self.parts.counters.rejected.fetch_add(1, Ordering::AcqRel);
-            tracing::warn!(error = %e, "caribou: a record could not be serialized and was dropped");
-        }
+        self.builder.push(&record);
     }
 
     /// Seals the batch being built: `(body, records)`, or `None` if compression failed (counted).
@@ -411,7 +407,7 @@ impl Worker {
                 match self.parts.data.try_recv() {
                     Ok(record) => {
                         budget -= 1;
-                        self.add(&record);
+                        self.add(record);
                     }
                     Err(_) => budget = 0,
                 }
@@ -723,7 +719,7 @@ impl Worker {
         };
         select! {
             recv(data) -> msg => match msg {
-                Ok(record) => self.add(&record),
+                Ok(record) => self.add(record),
                 Err(_) => self.data_open = false,
             },
             recv(control) -> msg => match msg {

@@ -1,0 +1,395 @@
+//! Records' JSON, written field by field for the ones every `trace_run` sends (items, trace
+//! open and close), on the agent's thread; the rarer ones go through [`super::json`].
+//!
+//! Going through `serde` costs a call chain per field and an escaping pass over every key; here the
+//! keys are literals written as they are, the ids are formatted in place, and only values go
+//! through [`super::json`]. The output is byte for byte `serde_json`'s for the model's [`Record`]
+//! (tests check every kind with every field set and unset). Each record and item kind is
+//! destructured whole, so a field added to the model fails to compile here until it is written
+//! (in its declaration order: that is the order `serde` writes).
+
+use caribou_model::{
+    Event, Grade, GradeValue, Item, JsonMap, Message, Record, ToolExecution, TraceClose, TraceOpen,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::json::{self, write_str};
+
+type Result = serde_json::Result<()>;
+
+/// Writes any record other than an item's.
+pub fn write_record(out: &mut Vec<u8>, record: &Record) -> Result {
+    match record {
+        Record::TraceOpen(open) => {
+            let TraceOpen {
+                id,
+                trace_id,
+                ts,
+                turn_id,
+                project,
+                run_id,
+                phase,
+                step,
+                datapoint_id,
+                model_name,
+                metadata,
+            } = open;
+            let mut o = head(out, "trace_open", *id, trace_id, *ts);
+            o.uuid("turn_id", *turn_id);
+            o.opt_str("project", project);
+            o.opt_str("run_id", run_id);
+            if let Some(phase) = phase {
+                o.str("phase", phase.as_str());
+            }
+            o.int("step", *step);
+            o.opt_str("datapoint_id", datapoint_id);
+            o.opt_str("model_name", model_name);
+            o.map("metadata", metadata)?;
+            o.out.push(b'}');
+            Ok(())
+        }
+        Record::TraceClose(close) => {
+            let TraceClose {
+                id,
+                trace_id,
+                ts,
+                turn_id,
+                status,
+            } = close;
+            let mut o = head(out, "trace_close", *id, trace_id, *ts);
+            o.uuid("turn_id", *turn_id);
+            if let Some(status) = status {
+                o.str("status", status.as_str());
+            }
+            o.out.push(b'}');
+            Ok(())
+        }
+        other => json::write(out, other),
+    }
+}
+
+/// `{"kind":..,"id":..,"trace_id":..,"ts":..`: what every record starts with.
+fn head<'a>(out: &'a mut Vec<u8>, kind: &str, id: Uuid, trace_id: &str, ts: i64) -> Object<'a> {
+    out.extend_from_slice(br#"{"kind":""#);
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
+    let mut o = Object { out };
+    o.uuid("id", id);
+    o.str("trace_id", trace_id);
+    o.int("ts", Some(ts));
+    o
+}
+
+/// Writes `{"kind":"item","id":..,"trace_id":..,"ts":..,"turn_id":..,"item":{..}}`.
+pub fn write_item(
+    out: &mut Vec<u8>,
+    id: Uuid,
+    ts: i64,
+    trace_id: &str,
+    turn_id: Uuid,
+    item: &Item,
+) -> Result {
+    let mut o = head(out, "item", id, trace_id, ts);
+    o.uuid("turn_id", turn_id);
+    o.key("item");
+    match item {
+        Item::Message(m) => {
+            let Message {
+                role,
+                content,
+                tool_calls,
+                tool_call_id,
+                name,
+                model,
+                provider,
+                input_tokens,
+                output_tokens,
+                cost_usd,
+                metadata,
+            } = m;
+            o.out.extend_from_slice(br#"{"type":"message""#);
+            o.str("role", role);
+            o.value("content", content)?;
+            o.value("tool_calls", tool_calls)?;
+            o.opt_str("tool_call_id", tool_call_id);
+            o.opt_str("name", name);
+            o.opt_str("model", model);
+            o.opt_str("provider", provider);
+            o.int("input_tokens", *input_tokens);
+            o.int("output_tokens", *output_tokens);
+            o.number("cost_usd", *cost_usd)?;
+            o.map("metadata", metadata)?;
+        }
+        Item::ToolExecution(t) => {
+            let ToolExecution {
+                name,
+                call_id,
+                arguments,
+                result,
+                requestor,
+                error,
+                duration_ms,
+            } = t;
+            o.out.extend_from_slice(br#"{"type":"tool_execution""#);
+            o.str("name", name);
+            o.opt_str("call_id", call_id);
+            o.value("arguments", arguments)?;
+            o.value("result", result)?;
+            o.opt_str("requestor", requestor);
+            o.opt_str("error", error);
+            o.number("duration_ms", *duration_ms)?;
+        }
+        Item::Event(e) => {
+            let Event { name, data, level } = e;
+            o.out.extend_from_slice(br#"{"type":"event""#);
+            o.str("name", name);
+            o.value("data", data)?;
+            o.str("level", level);
+        }
+        Item::Grade(g) => {
+            let Grade {
+                name,
+                value,
+                comment,
+                grader,
+                metadata,
+            } = g;
+            o.out.extend_from_slice(br#"{"type":"grade""#);
+            o.str("name", name);
+            o.key("value");
+            match value {
+                GradeValue::Bool(b) => json::write(o.out, b)?,
+                GradeValue::Number(x) => json::write(o.out, x)?,
+                GradeValue::Label(s) => write_str(o.out, s),
+            }
+            o.opt_str("comment", comment);
+            o.opt_str("grader", grader);
+            o.map("metadata", metadata)?;
+        }
+    }
+    o.out.extend_from_slice(b"}}");
+    Ok(())
+}
+
+/// An object's fields after its first: each `,"key":value`, absent ones skipped (as the model's
+/// `skip_serializing_if` does).
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Object<'_> {
+    /// `key` is a field name: a literal needing no escaping.
+    fn key(&mut self, key: &str) {
+        self.out.extend_from_slice(b",\"");
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn uuid(&mut self, key: &str, id: Uuid) {
+        self.key(key);
+        self.out.push(b'"');
+        self.out.extend_from_slice(
+            id.hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        self.out.push(b'"');
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        write_str(self.out, value);
+    }
+
+    fn opt_str(&mut self, key: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    fn value(&mut self, key: &str, value: &Option<Value>) -> Result {
+        match value {
+            Some(Value::String(s)) => self.str(key, s),
+            Some(v) => {
+                self.key(key);
+                json::write(self.out, v)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn map(&mut self, key: &str, value: &Option<JsonMap>) -> Result {
+        if let Some(m) = value {
+            self.key(key);
+            json::write(self.out, m)?;
+        }
+        Ok(())
+    }
+
+    fn int(&mut self, key: &str, value: Option<impl itoa::Integer>) {
+        if let Some(n) = value {
+            self.key(key);
+            self.out
+                .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        }
+    }
+
+    fn number(&mut self, key: &str, value: Option<f64>) -> Result {
+        if let Some(x) = value {
+            self.key(key);
+            json::write(self.out, &x)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caribou_model::{ItemRecord, Phase, RolloutStatus, StatusRecord, TagsRecord};
+    use serde_json::json;
+
+    use super::*;
+
+    fn same(item: Item) {
+        let (id, ts) = crate::ids::new_id_and_ts();
+        let turn_id = crate::ids::new_id_and_ts().0;
+        let trace_id = "trc_\"x\"\n\u{e9}";
+        let mut ours = Vec::new();
+        write_item(&mut ours, id, ts, trace_id, turn_id, &item).unwrap();
+        let theirs = serde_json::to_vec(&Record::Item(ItemRecord {
+            id,
+            trace_id: trace_id.into(),
+            ts,
+            turn_id: Some(turn_id),
+            item,
+        }))
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+
+    fn item(value: serde_json::Value) -> Item {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn every_kind_with_every_field_and_with_none() {
+        let text = "a \"quoted\" line\nand a tab\t, a \u{1} and 🦌".repeat(3);
+        let meta = json!({"k": 1, "n": [1.5, null, {"z": "\u{7}"}], "s": text});
+        same(item(json!({
+            "type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
+            "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}],
+            "tool_call_id": "c0", "name": "bot", "model": "gpt-4o", "provider": "openai",
+            "input_tokens": 120, "output_tokens": 0, "cost_usd": 0.0012, "metadata": meta,
+        })));
+        same(item(
+            json!({"type": "message", "role": "user", "content": text}),
+        ));
+        same(item(
+            json!({"type": "message", "role": "user", "cost_usd": 1e-9}),
+        ));
+        same(item(json!({
+            "type": "tool_execution", "name": "search", "call_id": "call_1",
+            "arguments": "{\"q\": \"caribou\"}", "result": {"hits": 5, "top": text},
+            "requestor": "agent", "error": "Timeout: no answer", "duration_ms": 12.5,
+        })));
+        same(item(
+            json!({"type": "tool_execution", "name": "t", "result": null}),
+        ));
+        same(item(
+            json!({"type": "event", "name": "retrieval", "data": {"docs": [1, 2]}, "level": "warn"}),
+        ));
+        same(item(json!({"type": "event", "name": "e"})));
+        for value in [json!(true), json!(0.25), json!(-3), json!("good \"one\"")] {
+            same(item(json!({
+                "type": "grade", "name": "reward", "value": value, "comment": text,
+                "grader": "judge", "metadata": meta,
+            })));
+        }
+        same(item(json!({"type": "grade", "name": "r", "value": 1})));
+        // Non-finite numbers are written as null, as serde_json does.
+        same(Item::Message(Message {
+            role: "assistant".into(),
+            cost_usd: Some(f64::NAN),
+            ..Default::default()
+        }));
+        same(Item::ToolExecution(ToolExecution {
+            name: "t".into(),
+            duration_ms: Some(f64::INFINITY),
+            ..Default::default()
+        }));
+    }
+
+    fn same_record(record: Record) {
+        let mut ours = Vec::new();
+        write_record(&mut ours, &record).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            serde_json::to_string(&record).unwrap()
+        );
+    }
+
+    #[test]
+    fn trace_open_close_and_the_rest() {
+        let (id, ts) = crate::ids::new_id_and_ts();
+        let trace_id = "trc_\"x\"\u{1}".to_owned();
+        for phase in [None, Some(Phase::Train)] {
+            same_record(Record::TraceOpen(TraceOpen {
+                id,
+                trace_id: trace_id.clone(),
+                ts,
+                turn_id: id,
+                project: Some("p \"q\"".into()),
+                run_id: Some("run-1".into()),
+                phase,
+                step: Some(-3),
+                datapoint_id: Some("dp\n".into()),
+                model_name: Some("m".into()),
+                metadata: Some(
+                    json!({"a": [1, "b"], "c": {"d": null}})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            }));
+        }
+        same_record(Record::TraceOpen(TraceOpen {
+            id,
+            trace_id: trace_id.clone(),
+            ts,
+            turn_id: id,
+            project: None,
+            run_id: None,
+            phase: None,
+            step: None,
+            datapoint_id: None,
+            model_name: None,
+            metadata: None,
+        }));
+        for status in RolloutStatus::ALL.map(Some).into_iter().chain([None]) {
+            same_record(Record::TraceClose(TraceClose {
+                id,
+                trace_id: trace_id.clone(),
+                ts,
+                turn_id: id,
+                status,
+            }));
+        }
+        same_record(Record::Status(StatusRecord {
+            id,
+            trace_id: trace_id.clone(),
+            ts,
+            status: RolloutStatus::Error,
+        }));
+        same_record(Record::Tags(TagsRecord {
+            id,
+            trace_id,
+            ts,
+            tags: vec!["a".into(), "\"b\"".into()],
+        }));
+    }
+}
