@@ -9,7 +9,7 @@
 //! | `KESTREL_URL` | `endpoint` (base URL, e.g. `http://127.0.0.1:8750`) | none: disabled |
 //! | `KESTREL_API_KEY` | `api_key` (sent as `Authorization: Bearer <key>`) | none |
 //! | `CARIBOU_QUEUE_CAPACITY` | `queue_capacity` (records) | 262,144 |
-//! | `CARIBOU_QUEUE_MAX_BYTES` | `queue_max_bytes` (approximate bytes of the waiting records) | 256 MiB |
+//! | `CARIBOU_QUEUE_MAX_BYTES` | `queue_max_bytes` (bytes of the waiting records' JSON) | 256 MiB |
 //! | `CARIBOU_BATCH_RECORDS` | `max_batch_records` | 1,000 |
 //! | `CARIBOU_FLUSH_INTERVAL_MS` | `flush_interval` | 250 ms |
 //! | `CARIBOU_REQUEST_TIMEOUT_MS` | `request_timeout` | 10,000 ms |
@@ -23,12 +23,13 @@
 //! environment never stops the agent.
 //!
 //! Limits: the queue holds at most `queue_capacity` records and at most `queue_max_bytes` of them
-//! (each record's size estimated when queued: its text plus a fixed overhead), whichever comes
-//! first; beyond that, records are dropped and counted (see [`crate::exporter`]). The defaults
-//! hold a burst of 20,000 LLM calls each in its own `trace_run` (five records each: 100,000
-//! records of ~0.5-2 KB) even if the exporter took nothing meanwhile. The byte bound is what caps
-//! memory: a queue full of records of 1-2 KB stops at 256 MiB, not at 262,144 records. The
-//! record bound costs 16 bytes per slot allocated up front (4 MiB at the default).
+//! (a record is queued as its JSON, written on the logging thread; it counts for its length plus
+//! 32 bytes), whichever comes first; beyond that, records are dropped and counted (see
+//! [`crate::exporter`]). The defaults hold a burst of 20,000 LLM calls each in its own
+//! `trace_run` (five records each: 100,000 records of ~0.3-2 KB) even if the exporter took
+//! nothing meanwhile. The byte bound is what caps memory: a queue full of records of 1-2 KB stops
+//! at 256 MiB, not at 262,144 records. The record bound costs 24 bytes per slot allocated up
+//! front (6 MiB at the default).
 //!
 //! The spool ([`crate::exporter`] and its `spool` module) keeps on disk the batches Kestrel does
 //! not take, up to `spool_max_bytes`, and delivers them when Kestrel is back, from this process or
@@ -42,7 +43,7 @@ use caribou_model::Phase;
 
 /// Default queue capacity, in records.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 262_144;
-/// Default bound on the (estimated) bytes of the records waiting for the exporter.
+/// Default bound on the bytes of the records (their JSON) waiting for the exporter.
 pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 << 20;
 /// Default most records per ingest request.
 pub const DEFAULT_MAX_BATCH_RECORDS: usize = 1_000;
@@ -72,8 +73,8 @@ pub struct Config {
     pub step: Option<i64>,
     /// Most records waiting for the exporter; beyond it records are dropped and counted.
     pub queue_capacity: usize,
-    /// Most bytes (estimated: text plus a fixed overhead per record) waiting for the exporter;
-    /// beyond it records are dropped and counted.
+    /// Most bytes of records (their JSON, plus 32 bytes each) waiting for the exporter; beyond it
+    /// records are dropped and counted.
     pub queue_max_bytes: u64,
     /// Most records per ingest request.
     pub max_batch_records: usize,

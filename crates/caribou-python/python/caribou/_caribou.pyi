@@ -366,7 +366,7 @@ def configure(
     ``endpoint`` and ``api_key`` default to ``KESTREL_URL`` and ``KESTREL_API_KEY``; with no
     endpoint tracing is a silent no-op (``endpoint=""`` forces that). Tuning keywords:
     ``queue_capacity`` (records waiting for the exporter, default 262,144) and
-    ``queue_max_bytes`` (their estimated bytes, default 256 MiB; beyond either bound records
+    ``queue_max_bytes`` (the bytes of their JSON, default 256 MiB; beyond either bound records
     are dropped, counted and warned about once), ``max_batch_records``, ``max_retries``, ``flush_interval``,
     ``connect_timeout``, ``request_timeout`` (seconds), ``spool`` (bool, default on: keep what
     Kestrel does not take on disk), ``spool_dir``, ``spool_max_bytes``. An earlier exporter is

@@ -109,7 +109,7 @@ impl Queued {
 /// The exporter's counters: cumulative since this exporter started.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Estimated bytes of the records in the queue (see [`Queued::approx_bytes`]): added by the
+    /// Bytes of the records in the queue (see [`Queued::approx_bytes`]): added by the
     /// agent's thread before it queues a record, taken off by the exporter's when it takes it.
     pub queued_bytes: AtomicU64,
     pub enqueued: AtomicU64,
