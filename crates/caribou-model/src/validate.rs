@@ -80,7 +80,14 @@ pub fn check_name(field: &str, value: &str, max: usize) -> Result<(), Validation
             format!("is {} bytes long; the limit is {max}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
+    // ASCII (ids, names) is checked a byte at a time; control characters there are below 0x20
+    // and 0x7f. Other text is decoded, for U+0080..U+009F.
+    let control = if value.is_ascii() {
+        value.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        value.chars().any(char::is_control)
+    };
+    if control {
         return Err(err(field, "must not contain control characters"));
     }
     Ok(())
@@ -231,6 +238,20 @@ pub fn check_batch(batch: &Batch, limits: &Limits) -> Result<(), ValidationError
 mod tests {
     use super::*;
     use crate::{ItemRecord, Message, Record, RolloutStatus, StatusRecord, new_record_id, now_us};
+
+    #[test]
+    fn names_refuse_exactly_the_control_characters() {
+        for c in (0u32..0x300).filter_map(char::from_u32) {
+            for name in [format!("ab{c}"), format!("{c}é"), format!("x{c}y🦌")] {
+                assert_eq!(
+                    check_name("f", &name, 64).is_err(),
+                    c.is_control(),
+                    "{:?}",
+                    name
+                );
+            }
+        }
+    }
 
     fn status(trace_id: &str, ts: i64) -> Record {
         Record::Status(StatusRecord {
