@@ -54,7 +54,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use caribou_model::ValidationError;
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
 pub(crate) use queue::TurnKey;
@@ -138,17 +137,18 @@ impl Exporter {
         turn: &TurnKey,
         item: &caribou_model::Item,
     ) {
-        match Queued::item(id, ts, turn, item) {
-            Ok(queued) => self.enqueue(queued),
-            Err(e) => self.count_unserializable(&e),
-        }
+        self.enqueue_written(Queued::item(id, ts, turn, item));
     }
 
     /// Writes any other record and queues it (see [`Exporter::enqueue`]).
     pub fn enqueue_record(&self, record: &caribou_model::Record) {
-        match Queued::record(record) {
+        self.enqueue_written(Queued::record(record));
+    }
+
+    fn enqueue_written(&self, written: serde_json::Result<Queued>) {
+        match written {
             Ok(queued) => self.enqueue(queued),
-            Err(e) => self.count_unserializable(&e),
+            Err(e) => self.count_invalid(&e),
         }
     }
 
@@ -204,20 +204,13 @@ impl Exporter {
         }
     }
 
-    /// Counts a record refused by validation (warned once, with the reason).
-    pub fn count_invalid(&self, error: &ValidationError) {
+    /// Counts a record refused by validation, or one that could not be written as JSON (not
+    /// reachable with the model's types, whose maps have string keys; counted rather than
+    /// trusted). Warned once, with the reason.
+    pub fn count_invalid(&self, error: &dyn std::fmt::Display) {
         self.counters.invalid.fetch_add(1, Ordering::Relaxed);
         if Counters::first(&self.counters.warned_invalid) {
             tracing::warn!(error = %error, "caribou: dropping an invalid record (further ones are counted, not logged)");
-        }
-    }
-
-    /// Counts a record that could not be serialized (not reachable with the model's types: their
-    /// maps have string keys; counted rather than trusted), as invalid.
-    fn count_unserializable(&self, error: &serde_json::Error) {
-        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
-        if Counters::first(&self.counters.warned_invalid) {
-            tracing::warn!(error = %error, "caribou: dropping a record that could not be serialized (further invalid ones are counted, not logged)");
         }
     }
 

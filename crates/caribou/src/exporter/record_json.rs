@@ -209,13 +209,9 @@ impl Object<'_> {
     }
 
     fn value(&mut self, key: &str, value: &Option<Value>) -> Result {
-        match value {
-            Some(Value::String(s)) => self.str(key, s),
-            Some(v) => {
-                self.key(key);
-                json::write(self.out, v)?;
-            }
-            None => {}
+        if let Some(v) = value {
+            self.key(key);
+            json::write(self.out, v)?;
         }
         Ok(())
     }
