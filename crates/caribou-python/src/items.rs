@@ -1,12 +1,10 @@
 //! `Message`, `ToolExecution`, `Event` and `Grade`: Python classes wrapping the model's items.
 //!
 //! Each class is `frozen` and holds the finished `caribou_model` value, converted once at
-//! construction (`Arc`, so `log` needs no copy of it): logging it queues its JSON, made then, on
-//! the logging thread, with no Python work left for later (the exporter thread never touches
-//! Python objects, and the item is freed with its Python object, on the thread that made it). Construction rules for odd
+//! construction: logging it queues its JSON, written then, on the logging thread, with no Python
+//! work left for later (the exporter thread never touches Python objects, and the item is freed
+//! with its Python object, on the thread that made it). Construction rules for odd
 //! values are in `fields`. Getters convert back to Python on each access (not a hot path).
-
-use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -27,12 +25,12 @@ fn json_repr<T: serde::Serialize>(class: &str, value: &T) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyMessage {
     /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Arc<Item>,
+    pub item: Item,
 }
 
 impl PyMessage {
     pub fn inner(&self) -> &Message {
-        match &*self.item {
+        match &self.item {
             Item::Message(x) => x,
             // Only the constructor makes one, always of this kind.
             _ => unreachable!("a Message holds a Message"),
@@ -60,7 +58,7 @@ impl PyMessage {
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyMessage {
-            item: Arc::new(Item::Message(Message {
+            item: Item::Message(Message {
                 role: required_str("Message", "role", role)?,
                 content: opt_json(content),
                 tool_calls: opt_json(tool_calls),
@@ -72,7 +70,7 @@ impl PyMessage {
                 output_tokens: opt_count("Message", "output_tokens", output_tokens),
                 cost_usd: opt_amount("Message", "cost_usd", cost_usd),
                 metadata: opt_map("Message", "metadata", metadata),
-            })),
+            }),
         })
     }
 
@@ -135,7 +133,7 @@ impl PyMessage {
 
     /// The item as sent to Kestrel (with `"type": "message"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &*self.item)
+        serde_to_py(py, &self.item)
     }
 
     fn __repr__(&self) -> String {
@@ -148,12 +146,12 @@ impl PyMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyToolExecution {
     /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Arc<Item>,
+    pub item: Item,
 }
 
 impl PyToolExecution {
     pub fn inner(&self) -> &ToolExecution {
-        match &*self.item {
+        match &self.item {
             Item::ToolExecution(x) => x,
             // Only the constructor makes one, always of this kind.
             _ => unreachable!("a ToolExecution holds a ToolExecution"),
@@ -176,7 +174,7 @@ impl PyToolExecution {
         duration_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyToolExecution {
-            item: Arc::new(Item::ToolExecution(ToolExecution {
+            item: Item::ToolExecution(ToolExecution {
                 name: required_str("ToolExecution", "name", name)?,
                 call_id: opt_str(call_id),
                 arguments: opt_json(arguments),
@@ -184,7 +182,7 @@ impl PyToolExecution {
                 requestor: opt_str(requestor),
                 error: error.filter(|e| !e.is_none()).map(error_text),
                 duration_ms: opt_amount("ToolExecution", "duration_ms", duration_ms),
-            })),
+            }),
         })
     }
 
@@ -227,7 +225,7 @@ impl PyToolExecution {
 
     /// The item as sent to Kestrel (with `"type": "tool_execution"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &*self.item)
+        serde_to_py(py, &self.item)
     }
 
     fn __repr__(&self) -> String {
@@ -255,12 +253,12 @@ fn error_text(e: &Bound<'_, PyAny>) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyEvent {
     /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Arc<Item>,
+    pub item: Item,
 }
 
 impl PyEvent {
     pub fn inner(&self) -> &Event {
-        match &*self.item {
+        match &self.item {
             Item::Event(x) => x,
             // Only the constructor makes one, always of this kind.
             _ => unreachable!("a Event holds a Event"),
@@ -278,11 +276,11 @@ impl PyEvent {
         level: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyEvent {
-            item: Arc::new(Item::Event(Event {
+            item: Item::Event(Event {
                 name: required_str("Event", "name", name)?,
                 data: opt_json(data),
                 level: opt_str(level).unwrap_or_else(|| "info".to_owned()),
-            })),
+            }),
         })
     }
 
@@ -301,7 +299,7 @@ impl PyEvent {
 
     /// The item as sent to Kestrel (with `"type": "event"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &*self.item)
+        serde_to_py(py, &self.item)
     }
 
     fn __repr__(&self) -> String {
@@ -314,12 +312,12 @@ impl PyEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PyGrade {
     /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Arc<Item>,
+    pub item: Item,
 }
 
 impl PyGrade {
     pub fn inner(&self) -> &Grade {
-        match &*self.item {
+        match &self.item {
             Item::Grade(x) => x,
             // Only the constructor makes one, always of this kind.
             _ => unreachable!("a Grade holds a Grade"),
@@ -339,13 +337,13 @@ impl PyGrade {
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(PyGrade {
-            item: Arc::new(Item::Grade(Grade {
+            item: Item::Grade(Grade {
                 name: required_str("Grade", "name", name)?,
                 value: grade_value(value)?,
                 comment: opt_str(comment),
                 grader: opt_str(grader),
                 metadata: opt_map("Grade", "metadata", metadata),
-            })),
+            }),
         })
     }
 
@@ -380,7 +378,7 @@ impl PyGrade {
 
     /// The item as sent to Kestrel (with `"type": "grade"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &*self.item)
+        serde_to_py(py, &self.item)
     }
 
     fn __repr__(&self) -> String {
@@ -412,20 +410,20 @@ fn grade_value(v: &Bound<'_, PyAny>) -> PyResult<GradeValue> {
     )))
 }
 
-/// Any of the four item classes as a shared model item (no copy: the Python object stays usable,
-/// and the item is immutable).
-pub fn item_of(obj: &Bound<'_, PyAny>) -> Option<Arc<Item>> {
+/// Runs `f` on the model item of any of the four item classes (borrowed: the Python object stays
+/// usable, and the item is immutable); `None` for any other object.
+pub fn with_item<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&Item) -> R) -> Option<R> {
     if let Ok(m) = obj.cast::<PyMessage>() {
-        return Some(m.get().item.clone());
+        return Some(f(&m.get().item));
     }
     if let Ok(t) = obj.cast::<PyToolExecution>() {
-        return Some(t.get().item.clone());
+        return Some(f(&t.get().item));
     }
     if let Ok(e) = obj.cast::<PyEvent>() {
-        return Some(e.get().item.clone());
+        return Some(f(&e.get().item));
     }
     if let Ok(g) = obj.cast::<PyGrade>() {
-        return Some(g.get().item.clone());
+        return Some(f(&g.get().item));
     }
     None
 }

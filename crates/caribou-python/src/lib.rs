@@ -1,7 +1,7 @@
 //! `caribou._caribou`: the Python bindings of the Caribou SDK.
 //!
 //! The public package is `python/caribou/` (built by maturin); this extension is private to it.
-//! Bindings stay thin: every Python class wraps a Rust value (`PyMessage { item: Arc<Item> }`),
+//! Bindings stay thin: every Python class wraps a Rust value (`PyMessage { item: Item }`),
 //! and the logic (queueing, batching, sending, retries, fork safety) lives once, in the
 //! `caribou` crate. What must be Python lives in the package: the ContextVar of the current
 //! trace (read and set from here through its bound methods), `atexit` and `os.register_at_fork`

@@ -18,7 +18,7 @@ use caribou_model::JsonMap;
 
 use crate::convert::{py_str, str_of, to_json, to_json_map};
 use crate::fields::{truncate, type_name};
-use crate::items::item_of;
+use crate::items::with_item;
 use crate::status::{phase_of, status_of};
 use crate::warn::{Warn, warn_once};
 
@@ -185,9 +185,10 @@ pub fn add_tags(py: Python<'_>, tags: &Bound<'_, PyTuple>) {
 
 fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
     if !caribou::is_enabled() {
-        return; // a no-op: not even the copy of the item
+        return; // a no-op: not even writing the item's JSON
     }
-    let Some(item) = item_of(item) else {
+    // The core validates once, counts the drop and tells us why, so the Python user hears of it.
+    let Some((kind, logged)) = with_item(item, |it| (it.kind(), h.try_log_ref(it))) else {
         warn_once(py, Warn::BadItem, || {
             format!(
                 "caribou.log() takes a Message, ToolExecution, Event or Grade, got {}; it was dropped",
@@ -196,9 +197,7 @@ fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
         });
         return;
     };
-    let kind = item.kind();
-    // The core validates once, counts the drop and tells us why, so the Python user hears of it.
-    if let Err(e) = h.try_log_ref(&item) {
+    if let Err(e) = logged {
         warn_once(py, Warn::BadItem, || {
             format!("an invalid {kind} was dropped: {e}")
         });

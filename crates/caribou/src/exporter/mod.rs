@@ -1,11 +1,11 @@
 //! The exporter: a bounded queue in front of one named OS thread that batches records for Kestrel,
 //! a second thread that posts them, and an on-disk spool for what Kestrel does not take.
 //!
-//! The agent's threads only build a record, serialize it ([`Queued`]) and `try_send` it on a
+//! The agent's threads only build a record, write its JSON ([`Queued`]) and `try_send` it on a
 //! bounded crossbeam channel; the `caribou-exporter` thread does everything else (batches, zstd,
-//! spool, retries) and hands each
-//! sealed batch to the `caribou-sender` thread for the HTTP request, so a hung Kestrel never stops
-//! the queue from draining. No async runtime runs inside the host process.
+//! spool, retries) and hands each sealed batch to the `caribou-sender` thread for the HTTP
+//! request, so a hung Kestrel never stops the queue from draining. No async runtime runs inside
+//! the host process.
 //!
 //! With the spool on (the default, [`spool`]), a batch Kestrel does not take (down, hung, 5xx) is
 //! written to disk after a short retry budget and delivered when Kestrel is back, by this process
