@@ -1,10 +1,10 @@
 //! Compact JSON for queued records: byte for byte what `serde_json::to_writer` writes, with a
-//! string escaper that skips eight clean bytes at a time.
+//! string escaper that skips sixteen clean bytes at a time.
 //!
 //! Why not `serde_json` itself: records are serialized on the agent's thread ([`super::Queued`]),
 //! and `serde_json` looks at every byte of a string through a table, one at a time; for the
 //! 500-character messages of `bench/run-sdk.sh` that loop was 15% of the agent thread's time.
-//! Here a string is tested a word at a time for the bytes JSON must escape (`"`, `\` and the
+//! Here a string is tested two words at a time for the bytes JSON must escape (`"`, `\` and the
 //! controls below 0x20) and copied in runs; everything else (numbers through `itoa` and `zmij`,
 //! non-finite floats as `null`, maps and structs, enums externally tagged) follows `serde_json`'s
 //! compact output exactly, which the tests check against `serde_json` on generated values.
@@ -29,7 +29,7 @@ struct Writer<'a> {
 const LOW: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// The bytes of `w` that need escaping (below 0x20, `"` or `\\`) have their high bit set in the
+/// The bytes of `w` that need escaping (below 0x20, `"` or `\`) have their high bit set in the
 /// result, and no byte does when none needs it: each term is the classic "has a zero byte" test,
 /// exact as an "any" test (only bytes above a match may be flagged wrongly); bytes >= 0x80
 /// (UTF-8) never match.
