@@ -19,6 +19,12 @@ trap 'rm -rf "$XDG_CACHE_HOME"' EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Where cargo puts the build: `CARGO_TARGET_DIR` when set (cargo honours it; relative to here), else
+# ./target.
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+kestrel_bin="$target_dir/debug/kestrel"
+
 step "rustfmt"
 cargo fmt --all --check
 
@@ -35,16 +41,16 @@ step "python environment"
 bash scripts/python-env.sh
 
 step "python tests"
-KESTREL_BIN="$PWD/target/debug/kestrel" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
+KESTREL_BIN="$kestrel_bin" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 step "fault suite (Kestrel killed/down/hung, agent killed, fork, asyncio, hostile input, schemathesis smoke)"
 .venv/bin/python -c "import schemathesis" 2>/dev/null ||
     .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis>=4,<5"
-KESTREL_BIN="$PWD/target/debug/kestrel" .venv/bin/python -m pytest tests/faults -q -p no:cacheprovider
+KESTREL_BIN="$kestrel_bin" .venv/bin/python -m pytest tests/faults -q -p no:cacheprovider
 
 step "fuzz targets: the committed corpus replayed"
 bash scripts/fuzz-replay.sh
 
 step "web UI end-to-end tests (headless Chromium)"
 bash scripts/ui-test-deps.sh
-KESTREL_BIN="$PWD/target/debug/kestrel" .venv/bin/python -m pytest tests/ui -q -p no:cacheprovider
+KESTREL_BIN="$kestrel_bin" .venv/bin/python -m pytest tests/ui -q -p no:cacheprovider
