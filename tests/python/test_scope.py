@@ -141,6 +141,24 @@ def test_meta_keys_and_extra_metadata(kestrel: Kestrel, traced: str) -> None:
     assert t["metadata"] == {"customer": "acme", "region": "eu", "latency_ms": 12}
 
 
+def test_an_opening_kestrel_would_refuse_is_dropped_and_counted_not_sent(kestrel: Kestrel, traced: str) -> None:
+    # trace_run writes its opening without building a record; it must refuse what Kestrel would.
+    before = caribou.stats()["dropped_invalid"]
+    with caribou.trace_run({"datapoint_id": "bad\x01id"}) as bad:
+        caribou.log(Message(role="user", content="kept: the item itself is valid"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # warned once per process: maybe here, maybe before
+        with caribou.trace_run({"trace_id": "trc bad\nid"}):
+            caribou.log(Message(role="user", content="dropped with its trace"))
+    with caribou.trace_run({"datapoint_id": "good"}) as good:
+        pass
+    caribou.flush(timeout=10)
+    # The first opening; the second trace's opening, item and closing.
+    assert caribou.stats()["dropped_invalid"] == before + 4
+    assert kestrel.wait_trace(good, ended)["datapoint_id"] == "good"
+    assert items_of(kestrel.wait_trace(bad, lambda t: len(items_of(t)) == 1))[0]["content"].startswith("kept")
+
+
 def test_thousand_concurrent_asyncio_traces_never_mix(kestrel: Kestrel, traced: str) -> None:
     n = 1000
 

@@ -158,6 +158,37 @@ pub fn check_item(item: &Item, limits: &Limits) -> Result<(), ValidationError> {
     }
 }
 
+/// The fields of a `trace_open` checked beyond those every record has (id, trace id, time).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenFields<'a> {
+    pub project: Option<&'a str>,
+    pub run_id: Option<&'a str>,
+    pub datapoint_id: Option<&'a str>,
+    pub model_name: Option<&'a str>,
+    pub step: Option<i64>,
+}
+
+/// Checks what a `trace_open` has beyond the fields of every record: [`check_record`]'s rules
+/// for it, for a caller that writes the record without building it (the SDK's `trace_run`).
+pub fn check_open_fields(o: OpenFields<'_>, limits: &Limits) -> Result<(), ValidationError> {
+    check_opt_name("project", o.project, limits.max_name_len)?;
+    check_opt_name("run_id", o.run_id, limits.max_id_len)?;
+    check_opt_name("datapoint_id", o.datapoint_id, limits.max_id_len)?;
+    check_opt_name("model_name", o.model_name, limits.max_name_len)?;
+    if o.project.is_none() && o.run_id.is_none() {
+        return Err(err(
+            "run_id",
+            "a trace_open needs a run_id or a project to be filed under",
+        ));
+    }
+    if let Some(step) = o.step
+        && step < 0
+    {
+        return Err(err("step", format!("must be >= 0, got {step}")));
+    }
+    Ok(())
+}
+
 /// Checks one record.
 pub fn check_record(record: &Record, limits: &Limits) -> Result<(), ValidationError> {
     if record.id().is_nil() {
@@ -169,24 +200,16 @@ pub fn check_record(record: &Record, limits: &Limits) -> Result<(), ValidationEr
     check_name("trace_id", record.trace_id(), limits.max_id_len)?;
     check_ts("ts", record.ts())?;
     match record {
-        Record::TraceOpen(o) => {
-            check_opt_name("project", o.project.as_deref(), limits.max_name_len)?;
-            check_opt_name("run_id", o.run_id.as_deref(), limits.max_id_len)?;
-            check_opt_name("datapoint_id", o.datapoint_id.as_deref(), limits.max_id_len)?;
-            check_opt_name("model_name", o.model_name.as_deref(), limits.max_name_len)?;
-            if o.project.is_none() && o.run_id.is_none() {
-                return Err(err(
-                    "run_id",
-                    "a trace_open needs a run_id or a project to be filed under",
-                ));
-            }
-            if let Some(step) = o.step
-                && step < 0
-            {
-                return Err(err("step", format!("must be >= 0, got {step}")));
-            }
-            Ok(())
-        }
+        Record::TraceOpen(o) => check_open_fields(
+            OpenFields {
+                project: o.project.as_deref(),
+                run_id: o.run_id.as_deref(),
+                datapoint_id: o.datapoint_id.as_deref(),
+                model_name: o.model_name.as_deref(),
+                step: o.step,
+            },
+            limits,
+        ),
         Record::Item(r) => check_item(&r.item, limits),
         Record::Tags(t) => {
             if t.tags.len() > limits.max_tags_per_record {

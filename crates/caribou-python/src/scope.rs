@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use caribou::{TraceHandle, TraceOptions};
 use caribou_model::JsonMap;
 
-use crate::convert::{py_str, str_of, to_json, to_json_map};
+use crate::convert::{str_of, to_json, to_json_map};
 use crate::fields::{truncate, type_name};
 use crate::items::with_item;
 use crate::status::{phase_of, status_of};
@@ -184,11 +184,12 @@ pub fn add_tags(py: Python<'_>, tags: &Bound<'_, PyTuple>) {
 }
 
 fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
-    if !caribou::is_enabled() {
-        return; // a no-op: not even writing the item's JSON
-    }
     // The core validates once, counts the drop and tells us why, so the Python user hears of it.
+    // With logging off it does nothing (not even writing the item's JSON) and returns `Ok`.
     let Some((kind, logged)) = with_item(item, |it| (it.kind(), h.try_log_ref(it))) else {
+        if !caribou::is_enabled() {
+            return; // a no-op, also for a value that is not an item
+        }
         warn_once(py, Warn::BadItem, || {
             format!(
                 "caribou.log() takes a Message, ToolExecution, Event or Grade, got {}; it was dropped",
@@ -320,14 +321,19 @@ fn read_meta(
 ) {
     let mut metadata = JsonMap::new();
     for (k, v) in meta.iter() {
-        let key = match k.cast::<PyString>() {
-            Ok(s) => py_str(s),
-            Err(_) => str_of(&k),
+        // Borrowed when the key is a `str` (the usual case): only metadata keys are copied.
+        let owned;
+        let key = match k.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+            Some(key) => key,
+            None => {
+                owned = str_of(&k);
+                owned.as_str()
+            }
         };
-        if v.is_none() && KNOWN_KEYS.contains(&key.as_str()) {
+        if v.is_none() && KNOWN_KEYS.contains(&key) {
             continue;
         }
-        match key.as_str() {
+        match key {
             "datapoint_id" => opts.datapoint_id = Some(str_of(&v)),
             "model_name" => opts.model_name = Some(str_of(&v)),
             "trace_id" => opts.trace_id = Some(str_of(&v)),
@@ -355,7 +361,7 @@ fn read_meta(
                 _ => tags.push(str_of(&v)),
             },
             _ => {
-                metadata.insert(key, to_json(&v));
+                metadata.insert(key.to_owned(), to_json(&v));
             }
         }
     }

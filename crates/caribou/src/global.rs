@@ -100,6 +100,17 @@ pub(crate) fn with_exporter(f: impl FnOnce(&Exporter)) {
     }
 }
 
+/// [`with_exporter`], also handing `f` the config that exporter runs with (one load for both).
+#[inline]
+pub(crate) fn with_config_and_exporter(f: impl FnOnce(&Config, &Exporter)) {
+    let guard = load();
+    if let Some(global) = guard.as_ref()
+        && let Some(exporter) = global.exporter()
+    {
+        f(&global.config, exporter);
+    }
+}
+
 /// Validates and queues a (non-item) record on the current exporter.
 pub(crate) fn enqueue_record(record: Record) {
     with_exporter(|exporter| match check_record(&record, &Limits::DEFAULT) {

@@ -14,14 +14,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use caribou_model::validate::{Limits, check_item, check_name, check_ts};
+use caribou_model::validate::{
+    Limits, OpenFields, check_item, check_name, check_open_fields, check_ts,
+};
 use caribou_model::{
     ErrorRecord, Item, JsonMap, MetadataRecord, Phase, Record, RolloutStatus, StatusRecord,
-    TagsRecord, TraceClose, TraceOpen, ValidationError,
+    TagsRecord, ValidationError,
 };
 
-use crate::exporter::TurnKey;
-use crate::global::{enqueue_record, with_exporter};
+use crate::exporter::{OpenRecord, TurnKey};
+use crate::global::{enqueue_record, with_config_and_exporter, with_exporter};
 use crate::ids::{new_id_and_ts, new_trace_id};
 
 /// Project of traces that name neither a run nor a project.
@@ -58,44 +60,66 @@ struct TraceInner {
 
 impl TraceHandle {
     /// Opens a turn and queues its `trace_open`. Never fails, never blocks.
+    ///
+    /// The record is written from the options and the config in place (no `Record` is built:
+    /// this runs once per `trace_run`, and building it cost a copy of the trace id and project and
+    /// a validation pass over fields that are checked here already).
     pub fn open(opts: TraceOptions) -> TraceHandle {
-        let config = crate::global::current_config();
+        let generated = opts.trace_id.is_none();
         let trace_id = opts.trace_id.unwrap_or_else(new_trace_id);
-        let valid = check_name("trace_id", &trace_id, Limits::DEFAULT.max_id_len).is_ok();
+        // A generated id is valid by construction.
+        let valid =
+            generated || check_name("trace_id", &trace_id, Limits::DEFAULT.max_id_len).is_ok();
         let (id, ts) = new_id_and_ts();
         let turn_id = new_id_and_ts().0;
-        let handle = TraceHandle {
-            inner: Arc::new(TraceInner {
-                key: TurnKey {
-                    trace_id: trace_id.clone(),
-                    turn_id,
-                    valid,
-                },
-                last_status: AtomicU8::new(0),
-                closed: AtomicBool::new(false),
-            }),
+        let key = TurnKey {
+            trace_id,
+            turn_id,
+            valid,
         };
-        if config.enabled() {
-            let run_id = opts.run_id.or_else(|| config.run_id.clone());
-            let mut project = opts.project.or_else(|| config.project.clone());
+        with_config_and_exporter(|config, exporter| {
+            let run_id = opts.run_id.as_deref().or(config.run_id.as_deref());
+            let mut project = opts.project.as_deref().or(config.project.as_deref());
             if run_id.is_none() && project.is_none() {
-                project = Some(DEFAULT_PROJECT.to_owned());
+                project = Some(DEFAULT_PROJECT);
             }
-            enqueue_record(Record::TraceOpen(TraceOpen {
+            let open = OpenRecord {
                 id,
-                trace_id,
+                trace_id: &key.trace_id,
                 ts,
                 turn_id,
                 project,
                 run_id,
                 phase: Some(opts.phase.unwrap_or(config.phase)),
                 step: opts.step.or(config.step),
-                datapoint_id: opts.datapoint_id,
-                model_name: opts.model_name,
-                metadata: (!opts.metadata.is_empty()).then_some(opts.metadata),
-            }));
+                datapoint_id: opts.datapoint_id.as_deref(),
+                model_name: opts.model_name.as_deref(),
+                metadata: (!opts.metadata.is_empty()).then_some(&opts.metadata),
+            };
+            // The rules `check_record` applies to a `trace_open`.
+            let fields = OpenFields {
+                project,
+                run_id,
+                datapoint_id: open.datapoint_id,
+                model_name: open.model_name,
+                step: open.step,
+            };
+            match key
+                .check()
+                .and_then(|()| check_ts("ts", ts))
+                .and_then(|()| check_open_fields(fields, &Limits::DEFAULT))
+            {
+                Ok(()) => exporter.enqueue_open(&open),
+                Err(e) => exporter.count_invalid(&e),
+            }
+        });
+        TraceHandle {
+            inner: Arc::new(TraceInner {
+                key,
+                last_status: AtomicU8::new(0),
+                closed: AtomicBool::new(false),
+            }),
         }
-        handle
     }
 
     pub fn trace_id(&self) -> &str {
@@ -133,11 +157,10 @@ impl TraceHandle {
         let mut outcome = Ok(());
         with_exporter(|exporter| {
             let (id, ts) = new_id_and_ts();
-            let checked = if key.valid {
-                check_ts("ts", ts).and_then(|()| check_item(item, &Limits::DEFAULT))
-            } else {
-                check_name("trace_id", &key.trace_id, Limits::DEFAULT.max_id_len)
-            };
+            let checked = key
+                .check()
+                .and_then(|()| check_ts("ts", ts))
+                .and_then(|()| check_item(item, &Limits::DEFAULT));
             match checked {
                 Ok(()) => exporter.enqueue_item(id, ts, key, item),
                 Err(e) => {
@@ -215,14 +238,14 @@ impl TraceHandle {
         let status = status
             .or_else(|| decode(self.inner.last_status.load(Ordering::Acquire)))
             .unwrap_or(RolloutStatus::Completed);
-        let (id, ts) = new_id_and_ts();
-        self.enqueue(Record::TraceClose(TraceClose {
-            id,
-            trace_id: self.trace_id().to_owned(),
-            ts,
-            turn_id: self.turn_id(),
-            status: Some(status),
-        }));
+        let key = &self.inner.key;
+        with_exporter(|exporter| {
+            let (id, ts) = new_id_and_ts();
+            match key.check() {
+                Ok(()) => exporter.enqueue_close(id, ts, key, Some(status)),
+                Err(e) => exporter.count_invalid(&e),
+            }
+        });
     }
 
     /// The status `close(None)` would use now.

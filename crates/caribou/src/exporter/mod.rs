@@ -58,6 +58,7 @@ use crossbeam_channel::{Sender, TrySendError, bounded};
 
 pub(crate) use queue::TurnKey;
 pub use queue::{FlushReport, Stats};
+pub(crate) use record_json::OpenRecord;
 pub(crate) use transport::{agent, bearer, error_message};
 
 use crate::config::Config;
@@ -138,6 +139,22 @@ impl Exporter {
         item: &caribou_model::Item,
     ) {
         self.enqueue_written(Queued::item(id, ts, turn, item));
+    }
+
+    /// Writes a `trace_open` from its parts and queues it (see [`Exporter::enqueue`]).
+    pub fn enqueue_open(&self, open: &record_json::OpenRecord<'_>) {
+        self.enqueue_written(Queued::open(open));
+    }
+
+    /// Writes the `trace_close` of `turn` and queues it (see [`Exporter::enqueue`]).
+    pub fn enqueue_close(
+        &self,
+        id: uuid::Uuid,
+        ts: i64,
+        turn: &TurnKey,
+        status: Option<caribou_model::RolloutStatus>,
+    ) {
+        self.enqueue_written(Queued::close(id, ts, turn, status));
     }
 
     /// Writes any other record and queues it (see [`Exporter::enqueue`]).

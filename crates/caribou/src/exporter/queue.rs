@@ -35,6 +35,20 @@ pub struct TurnKey {
     pub valid: bool,
 }
 
+impl TurnKey {
+    /// Why records of this turn are refused, if they are: its trace id failed validation.
+    pub fn check(&self) -> Result<(), caribou_model::ValidationError> {
+        if self.valid {
+            return Ok(());
+        }
+        caribou_model::validate::check_name(
+            "trace_id",
+            &self.trace_id,
+            caribou_model::validate::Limits::DEFAULT.max_id_len,
+        )
+    }
+}
+
 /// One queued record: its wire JSON (one element of the batch's `records` array), exactly as
 /// `serde_json` writes the model's [`Record`], in an allocation of its exact size.
 #[derive(Debug)]
@@ -61,6 +75,24 @@ impl Queued {
     pub fn item(id: Uuid, ts: i64, turn: &TurnKey, item: &Item) -> serde_json::Result<Queued> {
         Queued::encode(|buf| {
             super::record_json::write_item(buf, id, ts, &turn.trace_id, turn.turn_id, item)
+        })
+    }
+
+    /// A `trace_open` written from its parts.
+    pub fn open(open: &super::record_json::OpenRecord<'_>) -> serde_json::Result<Queued> {
+        Queued::encode(|buf| super::record_json::write_open(buf, open))
+    }
+
+    /// The `trace_close` of `turn`.
+    pub fn close(
+        id: Uuid,
+        ts: i64,
+        turn: &TurnKey,
+        status: Option<caribou_model::RolloutStatus>,
+    ) -> serde_json::Result<Queued> {
+        Queued::encode(|buf| {
+            super::record_json::write_close(buf, id, &turn.trace_id, ts, turn.turn_id, status);
+            Ok(())
         })
     }
 

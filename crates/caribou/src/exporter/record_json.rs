@@ -9,7 +9,8 @@
 //! (in its declaration order: that is the order `serde` writes).
 
 use caribou_model::{
-    Event, Grade, GradeValue, Item, JsonMap, Message, Record, ToolExecution, TraceClose, TraceOpen,
+    Event, Grade, GradeValue, Item, JsonMap, Message, Phase, Record, RolloutStatus, ToolExecution,
+    TraceClose, TraceOpen,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -35,19 +36,22 @@ pub fn write_record(out: &mut Vec<u8>, record: &Record) -> Result {
                 model_name,
                 metadata,
             } = open;
-            let mut o = head(out, "trace_open", *id, trace_id, *ts);
-            o.uuid("turn_id", *turn_id);
-            o.opt_str("project", project);
-            o.opt_str("run_id", run_id);
-            if let Some(phase) = phase {
-                o.str("phase", phase.as_str());
-            }
-            o.int("step", *step);
-            o.opt_str("datapoint_id", datapoint_id);
-            o.opt_str("model_name", model_name);
-            o.map("metadata", metadata)?;
-            o.out.push(b'}');
-            Ok(())
+            write_open(
+                out,
+                &OpenRecord {
+                    id: *id,
+                    trace_id,
+                    ts: *ts,
+                    turn_id: *turn_id,
+                    project: project.as_deref(),
+                    run_id: run_id.as_deref(),
+                    phase: *phase,
+                    step: *step,
+                    datapoint_id: datapoint_id.as_deref(),
+                    model_name: model_name.as_deref(),
+                    metadata: metadata.as_ref(),
+                },
+            )
         }
         Record::TraceClose(close) => {
             let TraceClose {
@@ -57,16 +61,78 @@ pub fn write_record(out: &mut Vec<u8>, record: &Record) -> Result {
                 turn_id,
                 status,
             } = close;
-            let mut o = head(out, "trace_close", *id, trace_id, *ts);
-            o.uuid("turn_id", *turn_id);
-            if let Some(status) = status {
-                o.str("status", status.as_str());
-            }
-            o.out.push(b'}');
+            write_close(out, *id, trace_id, *ts, *turn_id, *status);
             Ok(())
         }
         other => json::write(out, other),
     }
+}
+
+/// A [`TraceOpen`] made of borrowed parts: what `trace_run` writes without building the record
+/// (its trace id stays with the turn, its project with the config).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenRecord<'a> {
+    pub id: Uuid,
+    pub trace_id: &'a str,
+    pub ts: i64,
+    pub turn_id: Uuid,
+    pub project: Option<&'a str>,
+    pub run_id: Option<&'a str>,
+    pub phase: Option<Phase>,
+    pub step: Option<i64>,
+    pub datapoint_id: Option<&'a str>,
+    pub model_name: Option<&'a str>,
+    pub metadata: Option<&'a JsonMap>,
+}
+
+/// Writes a `trace_open` record, field for field as `serde_json` writes [`TraceOpen`].
+pub fn write_open(out: &mut Vec<u8>, open: &OpenRecord<'_>) -> Result {
+    let OpenRecord {
+        id,
+        trace_id,
+        ts,
+        turn_id,
+        project,
+        run_id,
+        phase,
+        step,
+        datapoint_id,
+        model_name,
+        metadata,
+    } = *open;
+    let mut o = head(out, "trace_open", id, trace_id, ts);
+    o.uuid("turn_id", turn_id);
+    o.opt_str("project", project);
+    o.opt_str("run_id", run_id);
+    if let Some(phase) = phase {
+        o.str("phase", phase.as_str());
+    }
+    o.int("step", step);
+    o.opt_str("datapoint_id", datapoint_id);
+    o.opt_str("model_name", model_name);
+    if let Some(m) = metadata {
+        o.key("metadata");
+        json::write(o.out, m)?;
+    }
+    o.out.push(b'}');
+    Ok(())
+}
+
+/// Writes a `trace_close` record, as `serde_json` writes [`TraceClose`].
+pub fn write_close(
+    out: &mut Vec<u8>,
+    id: Uuid,
+    trace_id: &str,
+    ts: i64,
+    turn_id: Uuid,
+    status: Option<RolloutStatus>,
+) {
+    let mut o = head(out, "trace_close", id, trace_id, ts);
+    o.uuid("turn_id", turn_id);
+    if let Some(status) = status {
+        o.str("status", status.as_str());
+    }
+    o.out.push(b'}');
 }
 
 /// `{"kind":..,"id":..,"trace_id":..,"ts":..`: what every record starts with.
@@ -112,10 +178,10 @@ pub fn write_item(
             o.str("role", role);
             o.value("content", content)?;
             o.value("tool_calls", tool_calls)?;
-            o.opt_str("tool_call_id", tool_call_id);
-            o.opt_str("name", name);
-            o.opt_str("model", model);
-            o.opt_str("provider", provider);
+            o.opt_str("tool_call_id", tool_call_id.as_deref());
+            o.opt_str("name", name.as_deref());
+            o.opt_str("model", model.as_deref());
+            o.opt_str("provider", provider.as_deref());
             o.int("input_tokens", *input_tokens);
             o.int("output_tokens", *output_tokens);
             o.number("cost_usd", *cost_usd)?;
@@ -133,11 +199,11 @@ pub fn write_item(
             } = t;
             o.out.extend_from_slice(br#"{"type":"tool_execution""#);
             o.str("name", name);
-            o.opt_str("call_id", call_id);
+            o.opt_str("call_id", call_id.as_deref());
             o.value("arguments", arguments)?;
             o.value("result", result)?;
-            o.opt_str("requestor", requestor);
-            o.opt_str("error", error);
+            o.opt_str("requestor", requestor.as_deref());
+            o.opt_str("error", error.as_deref());
             o.number("duration_ms", *duration_ms)?;
         }
         Item::Event(e) => {
@@ -163,13 +229,43 @@ pub fn write_item(
                 GradeValue::Number(x) => json::write(o.out, x)?,
                 GradeValue::Label(s) => write_str(o.out, s),
             }
-            o.opt_str("comment", comment);
-            o.opt_str("grader", grader);
+            o.opt_str("comment", comment.as_deref());
+            o.opt_str("grader", grader.as_deref());
             o.map("metadata", metadata)?;
         }
     }
     o.out.extend_from_slice(b"}}");
     Ok(())
+}
+
+/// Each byte value's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    table
+};
+
+/// Where each of a UUID's 16 bytes goes in `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"`.
+const UUID_DIGITS_AT: [usize; 16] = [1, 3, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27, 29, 31, 33, 35];
+
+/// `id` hyphenated in lowercase, with its quotes, as `serde_json` writes a `Uuid`. A table lookup
+/// per byte: `uuid`'s own formatter, a nibble at a time, was a tenth of writing an item record
+/// (a record has two UUIDs).
+fn quoted_uuid(id: Uuid) -> [u8; 38] {
+    let mut out = [b'-'; 38];
+    out[0] = b'"';
+    out[37] = b'"';
+    for (byte, at) in id.as_bytes().iter().zip(UUID_DIGITS_AT) {
+        let [high, low] = HEX_PAIRS[usize::from(*byte)];
+        out[at] = high;
+        out[at + 1] = low;
+    }
+    out
 }
 
 /// An object's fields after its first: each `,"key":value`, absent ones skipped (as the model's
@@ -188,13 +284,7 @@ impl Object<'_> {
 
     fn uuid(&mut self, key: &str, id: Uuid) {
         self.key(key);
-        self.out.push(b'"');
-        self.out.extend_from_slice(
-            id.hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .as_bytes(),
-        );
-        self.out.push(b'"');
+        self.out.extend_from_slice(&quoted_uuid(id));
     }
 
     fn str(&mut self, key: &str, value: &str) {
@@ -202,7 +292,7 @@ impl Object<'_> {
         write_str(self.out, value);
     }
 
-    fn opt_str(&mut self, key: &str, value: &Option<String>) {
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
         if let Some(v) = value {
             self.str(key, v);
         }
@@ -247,6 +337,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn uuids_are_written_as_serde_writes_them() {
+        let mut ids = vec![
+            Uuid::nil(),
+            Uuid::max(),
+            Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+        ];
+        ids.extend((0..1000).map(|_| Uuid::new_v4()));
+        for id in ids {
+            assert_eq!(quoted_uuid(id).to_vec(), serde_json::to_vec(&id).unwrap());
+        }
+    }
 
     fn same(item: Item) {
         let (id, ts) = crate::ids::new_id_and_ts();
