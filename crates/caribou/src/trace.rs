@@ -72,11 +72,7 @@ impl TraceHandle {
             generated || check_name("trace_id", &trace_id, Limits::DEFAULT.max_id_len).is_ok();
         let (id, ts) = new_id_and_ts();
         let turn_id = new_id_and_ts().0;
-        let key = TurnKey {
-            trace_id,
-            turn_id,
-            valid,
-        };
+        let key = TurnKey::new(trace_id, turn_id, valid);
         with_config_and_exporter(|config, exporter| {
             let run_id = opts.run_id.as_deref().or(config.run_id.as_deref());
             let mut project = opts.project.as_deref().or(config.project.as_deref());

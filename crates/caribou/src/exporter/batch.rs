@@ -131,11 +131,11 @@ mod tests {
     }
 
     fn turn() -> TurnKey {
-        TurnKey {
-            trace_id: "trc_x \"quoted\" \u{e9}".into(),
-            turn_id: crate::ids::new_id_and_ts().0,
-            valid: true,
-        }
+        TurnKey::new(
+            "trc_x \"quoted\" \u{e9}".into(),
+            crate::ids::new_id_and_ts().0,
+            true,
+        )
     }
 
     fn unpack(sealed: &SealedBatch) -> Batch {

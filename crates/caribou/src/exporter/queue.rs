@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use caribou_model::{Item, Record};
 use uuid::Uuid;
 
+use super::record_json::TurnJson;
+
 /// The trace and turn an item belongs to, shared by all items of one `trace_run` turn.
 #[derive(Debug)]
 pub struct TurnKey {
@@ -33,9 +35,21 @@ pub struct TurnKey {
     /// Whether `trace_id` passed validation at open time; items of an invalid trace are refused
     /// (one bad record would make Kestrel refuse the whole batch around it).
     pub valid: bool,
+    /// Both ids as their records write them.
+    json: TurnJson,
 }
 
 impl TurnKey {
+    pub fn new(trace_id: String, turn_id: Uuid, valid: bool) -> TurnKey {
+        let json = TurnJson::new(&trace_id, turn_id);
+        TurnKey {
+            trace_id,
+            turn_id,
+            valid,
+            json,
+        }
+    }
+
     /// Why records of this turn are refused, if they are: its trace id failed validation.
     pub fn check(&self) -> Result<(), caribou_model::ValidationError> {
         if self.valid {
@@ -73,9 +87,7 @@ thread_local! {
 impl Queued {
     /// An item record of `turn`.
     pub fn item(id: Uuid, ts: i64, turn: &TurnKey, item: &Item) -> serde_json::Result<Queued> {
-        Queued::encode(|buf| {
-            super::record_json::write_item(buf, id, ts, &turn.trace_id, turn.turn_id, item)
-        })
+        Queued::encode(|buf| super::record_json::write_item(buf, id, ts, &turn.json, item))
     }
 
     /// A `trace_open` written from its parts.
@@ -91,7 +103,7 @@ impl Queued {
         status: Option<caribou_model::RolloutStatus>,
     ) -> serde_json::Result<Queued> {
         Queued::encode(|buf| {
-            super::record_json::write_close(buf, id, &turn.trace_id, ts, turn.turn_id, status);
+            super::record_json::write_close_of_turn(buf, id, ts, &turn.json, status);
             Ok(())
         })
     }

@@ -129,6 +129,24 @@ pub fn write_close(
 ) {
     let mut o = head(out, "trace_close", id, trace_id, ts);
     o.uuid("turn_id", turn_id);
+    close_tail(o, status);
+}
+
+/// [`write_close`] for a turn whose ids are written already.
+pub fn write_close_of_turn(
+    out: &mut Vec<u8>,
+    id: Uuid,
+    ts: i64,
+    turn: &TurnJson,
+    status: Option<RolloutStatus>,
+) {
+    let mut o = head_of_turn(out, "trace_close", id, turn, ts);
+    o.key("turn_id");
+    o.out.extend_from_slice(&turn.turn_id);
+    close_tail(o, status);
+}
+
+fn close_tail(mut o: Object<'_>, status: Option<RolloutStatus>) {
     if let Some(status) = status {
         o.str("status", status.as_str());
     }
@@ -137,27 +155,60 @@ pub fn write_close(
 
 /// `{"kind":..,"id":..,"trace_id":..,"ts":..`: what every record starts with.
 fn head<'a>(out: &'a mut Vec<u8>, kind: &str, id: Uuid, trace_id: &str, ts: i64) -> Object<'a> {
-    out.extend_from_slice(br#"{"kind":""#);
-    out.extend_from_slice(kind.as_bytes());
-    out.push(b'"');
-    let mut o = Object { out };
-    o.uuid("id", id);
+    let mut o = head_start(out, kind, id);
     o.str("trace_id", trace_id);
     o.int("ts", Some(ts));
     o
 }
 
-/// Writes `{"kind":"item","id":..,"trace_id":..,"ts":..,"turn_id":..,"item":{..}}`.
-pub fn write_item(
-    out: &mut Vec<u8>,
+/// [`head`] with the trace id already written as a JSON string ([`TurnJson`]).
+fn head_of_turn<'a>(
+    out: &'a mut Vec<u8>,
+    kind: &str,
     id: Uuid,
+    turn: &TurnJson,
     ts: i64,
-    trace_id: &str,
-    turn_id: Uuid,
-    item: &Item,
-) -> Result {
-    let mut o = head(out, "item", id, trace_id, ts);
-    o.uuid("turn_id", turn_id);
+) -> Object<'a> {
+    let mut o = head_start(out, kind, id);
+    o.key("trace_id");
+    o.out.extend_from_slice(&turn.trace_id);
+    o.int("ts", Some(ts));
+    o
+}
+
+fn head_start<'a>(out: &'a mut Vec<u8>, kind: &str, id: Uuid) -> Object<'a> {
+    out.extend_from_slice(br#"{"kind":""#);
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
+    let mut o = Object { out };
+    o.uuid("id", id);
+    o
+}
+
+/// What every record of a turn repeats, written once when the turn opens: its trace id as a JSON
+/// string and its turn id, quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnJson {
+    trace_id: Box<[u8]>,
+    turn_id: [u8; 38],
+}
+
+impl TurnJson {
+    pub fn new(trace_id: &str, turn_id: Uuid) -> TurnJson {
+        let mut quoted = Vec::with_capacity(trace_id.len() + 2);
+        write_str(&mut quoted, trace_id);
+        TurnJson {
+            trace_id: quoted.into_boxed_slice(),
+            turn_id: quoted_uuid(turn_id),
+        }
+    }
+}
+
+/// Writes `{"kind":"item","id":..,"trace_id":..,"ts":..,"turn_id":..,"item":{..}}`.
+pub fn write_item(out: &mut Vec<u8>, id: Uuid, ts: i64, turn: &TurnJson, item: &Item) -> Result {
+    let mut o = head_of_turn(out, "item", id, turn, ts);
+    o.key("turn_id");
+    o.out.extend_from_slice(&turn.turn_id);
     o.key("item");
     match item {
         Item::Message(m) => {
@@ -356,7 +407,7 @@ mod tests {
         let turn_id = crate::ids::new_id_and_ts().0;
         let trace_id = "trc_\"x\"\n\u{e9}";
         let mut ours = Vec::new();
-        write_item(&mut ours, id, ts, trace_id, turn_id, &item).unwrap();
+        write_item(&mut ours, id, ts, &TurnJson::new(trace_id, turn_id), &item).unwrap();
         let theirs = serde_json::to_vec(&Record::Item(ItemRecord {
             id,
             trace_id: trace_id.into(),
@@ -469,14 +520,28 @@ mod tests {
             model_name: None,
             metadata: None,
         }));
+        let turn_id = crate::ids::new_id_and_ts().0;
         for status in RolloutStatus::ALL.map(Some).into_iter().chain([None]) {
-            same_record(Record::TraceClose(TraceClose {
+            let close = TraceClose {
                 id,
                 trace_id: trace_id.clone(),
                 ts,
-                turn_id: id,
+                turn_id,
                 status,
-            }));
+            };
+            let mut of_turn = Vec::new();
+            write_close_of_turn(
+                &mut of_turn,
+                id,
+                ts,
+                &TurnJson::new(&trace_id, turn_id),
+                status,
+            );
+            assert_eq!(
+                of_turn,
+                serde_json::to_vec(&Record::TraceClose(close.clone())).unwrap()
+            );
+            same_record(Record::TraceClose(close));
         }
         same_record(Record::Status(StatusRecord {
             id,

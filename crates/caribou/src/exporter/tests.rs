@@ -44,11 +44,7 @@ fn record(turn: &TurnKey) -> Queued {
 }
 
 fn turn() -> TurnKey {
-    TurnKey {
-        trace_id: "trc_test".into(),
-        turn_id: crate::ids::new_id_and_ts().0,
-        valid: true,
-    }
+    TurnKey::new("trc_test".into(), crate::ids::new_id_and_ts().0, true)
 }
 
 #[test]
