@@ -43,7 +43,10 @@ def count(url: str, op: str, calls: int) -> "tuple[float, float]":
         out = Path(tmp) / "cg.out"
         cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--toggle-collect=map_next",
                f"--callgrind-out-file={out}", sys.executable, str(BENCH / "sdk_ops.py"), url, op, str(calls)]
-        subprocess.run(cmd, check=True, capture_output=True, env=clean_env(), timeout=1800)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=1800)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            raise SystemExit(f"{op}: valgrind or the operation failed (exit {done.returncode}):\n{tail}")
         main = Path(f"{out}-01").read_text()
     total = int(re.search(r"^summary: (\d+)", main, re.M).group(1))  # type: ignore[union-attr]
     return total / calls, mallocs(main) / calls
