@@ -14,14 +14,36 @@ use serde_json::Value;
 
 use crate::JsonMap;
 
-/// One logged thing, tagged on the wire by `"type"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One logged thing, tagged on the wire by `"type"`. Deserialized without buffering when `"type"`
+/// comes first, as Caribou writes it (see `tagged`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Item {
     Message(Message),
     ToolExecution(ToolExecution),
     Event(Event),
     Grade(Grade),
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d)
+    }
+}
+
+impl crate::tagged::Tagged for Item {
+    const TAG: &'static str = "type";
+    const VARIANTS: &'static [&'static str] = &["message", "tool_execution", "event", "grade"];
+    const EXPECTING: &'static str = "an item: an object with a \"type\"";
+
+    fn variant<'de, D: serde::Deserializer<'de>>(index: usize, d: D) -> Result<Self, D::Error> {
+        Ok(match index {
+            0 => Item::Message(Message::deserialize(d)?),
+            1 => Item::ToolExecution(ToolExecution::deserialize(d)?),
+            2 => Item::Event(Event::deserialize(d)?),
+            _ => Item::Grade(Grade::deserialize(d)?),
+        })
+    }
 }
 
 impl Item {

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod items;
 pub mod records;
 pub mod status;
+mod tagged;
 pub mod validate;
 
 pub use ids::{new_record_id, new_trace_id, now_us};

@@ -28,8 +28,9 @@ pub struct Batch {
     pub records: Vec<Record>,
 }
 
-/// One record of a batch, tagged on the wire by `"kind"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One record of a batch, tagged on the wire by `"kind"`. Deserialized without buffering when
+/// `"kind"` comes first, as Caribou writes it (see `tagged`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     TraceOpen(TraceOpen),
@@ -39,6 +40,38 @@ pub enum Record {
     Metadata(MetadataRecord),
     Tags(TagsRecord),
     TraceClose(TraceClose),
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d)
+    }
+}
+
+impl crate::tagged::Tagged for Record {
+    const TAG: &'static str = "kind";
+    const VARIANTS: &'static [&'static str] = &[
+        "trace_open",
+        "item",
+        "status",
+        "error",
+        "metadata",
+        "tags",
+        "trace_close",
+    ];
+    const EXPECTING: &'static str = "a record: an object with a \"kind\"";
+
+    fn variant<'de, D: serde::Deserializer<'de>>(index: usize, d: D) -> Result<Self, D::Error> {
+        Ok(match index {
+            0 => Record::TraceOpen(TraceOpen::deserialize(d)?),
+            1 => Record::Item(ItemRecord::deserialize(d)?),
+            2 => Record::Status(StatusRecord::deserialize(d)?),
+            3 => Record::Error(ErrorRecord::deserialize(d)?),
+            4 => Record::Metadata(MetadataRecord::deserialize(d)?),
+            5 => Record::Tags(TagsRecord::deserialize(d)?),
+            _ => Record::TraceClose(TraceClose::deserialize(d)?),
+        })
+    }
 }
 
 impl Record {
