@@ -87,30 +87,19 @@ pub struct OpenRecord<'a> {
 
 /// Writes a `trace_open` record, field for field as `serde_json` writes [`TraceOpen`].
 pub fn write_open(out: &mut Vec<u8>, open: &OpenRecord<'_>) -> Result {
-    let OpenRecord {
-        id,
-        trace_id,
-        ts,
-        turn_id,
-        project,
-        run_id,
-        phase,
-        step,
-        datapoint_id,
-        model_name,
-        metadata,
-    } = *open;
-    let mut o = head(out, "trace_open", id, trace_id, ts);
-    o.uuid("turn_id", turn_id);
-    o.opt_str("project", project);
-    o.opt_str("run_id", run_id);
-    if let Some(phase) = phase {
+    // Field order is `TraceOpen`'s declaration order (what `serde` writes); `write_record`
+    // destructures `TraceOpen` whole, so a new field fails to compile there until it is added here.
+    let mut o = head(out, "trace_open", open.id, open.trace_id, open.ts);
+    o.uuid("turn_id", open.turn_id);
+    o.opt_str("project", open.project);
+    o.opt_str("run_id", open.run_id);
+    if let Some(phase) = open.phase {
         o.str("phase", phase.as_str());
     }
-    o.int("step", step);
-    o.opt_str("datapoint_id", datapoint_id);
-    o.opt_str("model_name", model_name);
-    if let Some(m) = metadata {
+    o.int("step", open.step);
+    o.opt_str("datapoint_id", open.datapoint_id);
+    o.opt_str("model_name", open.model_name);
+    if let Some(m) = open.metadata {
         o.key("metadata");
         json::write(o.out, m)?;
     }
