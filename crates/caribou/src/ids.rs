@@ -48,13 +48,20 @@ pub(crate) fn note_fork() {
 
 /// A new record id and the current time in microseconds since the Unix epoch.
 pub fn new_id_and_ts() -> (Uuid, i64) {
+    let ([id], ts) = new_ids();
+    (id, ts)
+}
+
+/// `N` new ids, increasing, from one reading of the clock (`trace_run` needs three at once: its
+/// opening's id, the turn's id and the trace id), and that time in microseconds.
+pub fn new_ids<const N: usize>() -> ([Uuid; N], i64) {
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let ms = u64::try_from(now_us / 1000).unwrap_or(0);
     let generation = FORK_GENERATION.load(Ordering::Relaxed);
-    let state = STATE.try_with(|cell| {
+    let ids = STATE.try_with(|cell| {
         let mut s = cell.get();
         if s.generation != generation {
             s = IdState {
@@ -64,39 +71,47 @@ pub fn new_id_and_ts() -> (Uuid, i64) {
                 counter: 0,
             };
         }
-        if ms > s.last_ms {
-            s.last_ms = ms;
-            // Top bit clear leaves room to count up within the millisecond.
-            s.counter = next(&mut s.rng) & (COUNTER_MAX >> 1);
-        } else {
-            // Same millisecond, or the clock stepped back: keep counting on the last time.
-            s.counter += 1;
-            if s.counter > COUNTER_MAX {
-                s.last_ms += 1;
-                s.counter = next(&mut s.rng) & (COUNTER_MAX >> 1);
-            }
-        }
-        let random = next(&mut s.rng);
+        let ids = std::array::from_fn(|_| next_id(&mut s, ms));
         cell.set(s);
-        (s.last_ms, s.counter, random)
+        ids
     });
     // The thread-local is gone only while the thread is being torn down: use fresh OS randomness.
-    let (ms, counter, random) = state.unwrap_or_else(|_| (ms, seed() & (COUNTER_MAX >> 1), seed()));
-    (make_v7(ms, counter, random), now_us)
+    let ids = ids.unwrap_or_else(|_| {
+        std::array::from_fn(|_| make_v7(ms, seed() & (COUNTER_MAX >> 1), seed()))
+    });
+    (ids, now_us)
+}
+
+/// The next id of a thread's generator at millisecond `ms`.
+fn next_id(s: &mut IdState, ms: u64) -> Uuid {
+    if ms > s.last_ms {
+        s.last_ms = ms;
+        // Top bit clear leaves room to count up within the millisecond.
+        s.counter = next(&mut s.rng) & (COUNTER_MAX >> 1);
+    } else {
+        // Same millisecond, or the clock stepped back: keep counting on the last time.
+        s.counter += 1;
+        if s.counter > COUNTER_MAX {
+            s.last_ms += 1;
+            s.counter = next(&mut s.rng) & (COUNTER_MAX >> 1);
+        }
+    }
+    let random = next(&mut s.rng);
+    make_v7(s.last_ms, s.counter, random)
 }
 
 /// A new trace id, `trc_` followed by the 32 hex digits of a UUIDv7.
 pub fn new_trace_id() -> String {
+    trace_id_of(new_id_and_ts().0)
+}
+
+/// The trace id made of a fresh id: `trc_` followed by its 32 hex digits.
+pub fn trace_id_of(id: Uuid) -> String {
     // Not `format!`: its machinery cost more than the rest of making the id.
-    let mut id = String::with_capacity(36);
-    id.push_str("trc_");
-    id.push_str(
-        new_id_and_ts()
-            .0
-            .simple()
-            .encode_lower(&mut Uuid::encode_buffer()),
-    );
-    id
+    let mut out = String::with_capacity(36);
+    out.push_str("trc_");
+    out.push_str(id.simple().encode_lower(&mut Uuid::encode_buffer()));
+    out
 }
 
 fn make_v7(ms: u64, counter: u64, random: u64) -> Uuid {
@@ -174,6 +189,22 @@ mod tests {
         let union: HashSet<&Uuid> = sets.iter().flatten().collect();
         assert_eq!(total, 80_000);
         assert_eq!(union.len(), total);
+    }
+
+    #[test]
+    fn ids_made_together_are_increasing_and_share_the_time() {
+        let mut last = new_id_and_ts().0;
+        for _ in 0..10_000 {
+            let (ids, ts) = new_ids::<3>();
+            for id in ids {
+                assert!(id > last, "{id} after {last}");
+                assert_eq!(id.get_version_num(), 7);
+                last = id;
+            }
+            let (secs, nanos) = ids[0].get_timestamp().expect("v7").to_unix();
+            let id_ms = i64::try_from(secs * 1000).unwrap_or(0) + i64::from(nanos / 1_000_000);
+            assert!((id_ms - ts / 1000).abs() <= 1, "{id_ms} vs {ts}");
+        }
     }
 
     #[test]

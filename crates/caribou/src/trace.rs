@@ -24,7 +24,7 @@ use caribou_model::{
 
 use crate::exporter::{OpenRecord, TurnKey};
 use crate::global::{enqueue_record, with_config_and_exporter, with_exporter};
-use crate::ids::{new_id_and_ts, new_trace_id};
+use crate::ids::{new_id_and_ts, new_ids, trace_id_of};
 
 /// Project of traces that name neither a run nor a project.
 pub const DEFAULT_PROJECT: &str = "default";
@@ -65,13 +65,12 @@ impl TraceHandle {
     /// this runs once per `trace_run`, and building it cost a copy of the trace id and project and
     /// a validation pass over fields that are checked here already).
     pub fn open(opts: TraceOptions) -> TraceHandle {
+        let ([id, turn_id, fresh], ts) = new_ids();
         let generated = opts.trace_id.is_none();
-        let trace_id = opts.trace_id.unwrap_or_else(new_trace_id);
+        let trace_id = opts.trace_id.unwrap_or_else(|| trace_id_of(fresh));
         // A generated id is valid by construction.
         let valid =
             generated || check_name("trace_id", &trace_id, Limits::DEFAULT.max_id_len).is_ok();
-        let (id, ts) = new_id_and_ts();
-        let turn_id = new_id_and_ts().0;
         let key = TurnKey::new(trace_id, turn_id, valid);
         with_config_and_exporter(|config, exporter| {
             let run_id = opts.run_id.as_deref().or(config.run_id.as_deref());
