@@ -44,7 +44,7 @@ def _client(url: str, seed: int, items: int, run_id: Optional[str], batch_record
     host = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=300)
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     records = 0
     for data, _ in bodies:
         conn.request("POST", "/api/v1/ingest", body=data, headers=headers)
@@ -53,7 +53,8 @@ def _client(url: str, seed: int, items: int, run_id: Optional[str], batch_record
         if resp.status != 200:
             raise RuntimeError(f"ingest answered {resp.status}: {answer[:300]!r}")
         records += json.loads(answer).get("accepted", 0)
-    out.put({"items": made, "records": records, "seconds": time.perf_counter() - start})
+    out.put({"items": made, "records": records, "seconds": time.perf_counter() - start,
+             "cpu_s": time.process_time() - cpu0})
 
 
 def thread_cpu(pid: int, name: str) -> float:
@@ -123,4 +124,5 @@ def post_parallel(url: str, items: int, clients: int, server_pid: int, run_id: O
     total_items = sum(r["items"] for r in results)
     total_records = sum(r["records"] for r in results)
     return {"items": total_items, "records": total_records, "seconds": elapsed,
-            "items_per_s": total_items / elapsed, "records_per_s": total_records / elapsed, **server}
+            "items_per_s": total_items / elapsed, "records_per_s": total_records / elapsed,
+            "client_cpu_s": sum(r["cpu_s"] for r in results), **server}
