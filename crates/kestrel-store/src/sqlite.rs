@@ -224,14 +224,18 @@ impl Failures {
 }
 
 /// The writer's background work: the full-text indexer first; the step summarizer
-/// ([`step_cache`]) when the indexer has nothing left and no write is waiting. Not between
-/// groups: under sustained ingest the steps being written are dirtied again at once (reads
-/// compute dirty steps live, exact either way), and one step of a big run takes tens of
-/// milliseconds, which acks should not wait for.
+/// ([`step_cache`]) when the indexer has nothing left and no write is waiting; then merging the
+/// full-text index's segments ([`indexer::merge_slice`]). Not between groups: under sustained
+/// ingest the steps being written are dirtied again at once (reads compute dirty steps live,
+/// exact either way), one step of a big run takes tens of milliseconds, which acks should not
+/// wait for, and merges are what ingest leaves for idle time.
 fn background(texts: Arc<TextCache>) -> Background {
     let mut indexer = indexer_background(texts);
-    let mut failures = Failures::new(
+    let mut steps = Failures::new(
         "summarizing run steps failed; step lists compute them live until it succeeds",
+    );
+    let mut merges = Failures::new(
+        "merging the full-text index failed; searches read more segments until it succeeds",
     );
     Box::new(move |conn: &Connection, pace: Pace| {
         if indexer(conn, pace) {
@@ -240,7 +244,8 @@ fn background(texts: Arc<TextCache>) -> Background {
         if pace != Pace::Idle {
             return false;
         }
-        failures.done(step_cache::summarize_slice(conn, IDLE_SLICE_TIME))
+        steps.done(step_cache::summarize_slice(conn, IDLE_SLICE_TIME))
+            || merges.done(indexer::merge_slice(conn))
     })
 }
 

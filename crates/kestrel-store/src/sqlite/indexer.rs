@@ -15,6 +15,10 @@
 //! - Chunk ids only grow: one writer assigns them in commit order and chunks are never deleted,
 //!   so no chunk can appear under the watermark later.
 //!
+//! Segments: each slice commits one FTS5 segment. FTS5 merges them as it writes (its
+//! `automerge`, set to 8 by migration 0007 so that less merging runs between ingest groups), and
+//! [`merge_slice`] merges the rest in the writer's idle time, a few milliseconds at a time.
+//!
 //! What is indexed, as plain text (one FTS row per chunk, rowid = chunk id): message content
 //! (strings and text parts), tool calls (names and arguments), tool names, arguments, results and
 //! errors, event names and data. JSON is reduced to its string and number leaves (object keys and
@@ -171,6 +175,26 @@ pub(crate) fn index_slice(
     }
 }
 
+/// Leaf pages one [`merge_slice`] writes at most: a few milliseconds of work, so a write that
+/// arrives meanwhile waits little.
+const MERGE_PAGES: i64 = 32;
+
+/// Merges segments of the full-text index, a bounded slice of work, for the writer's idle time:
+/// levels holding at least 4 segments (FTS5's `usermerge`) are merged, which ingest leaves for
+/// later (migration 0007 raised `automerge` to 8). Returns 1 if it merged something, 0 when
+/// there is nothing left to merge. Runs in its own (implicit) transaction.
+pub(crate) fn merge_slice(conn: &Connection) -> Result<usize> {
+    let changes = || conn.query_row("SELECT total_changes()", [], |r| r.get::<_, i64>(0));
+    let before = changes()?;
+    conn.execute(
+        "INSERT INTO chunk_text(chunk_text, rank) VALUES ('merge', ?1)",
+        [MERGE_PAGES],
+    )?;
+    // FTS5's documented test: the 'merge' command found nothing to do if it changed fewer than
+    // two rows.
+    Ok(usize::from(changes()? - before >= 2))
+}
+
 /// Chunks and items not yet indexed.
 pub(crate) fn status(conn: &Connection) -> Result<SearchIndexStatus> {
     let mut select = conn.prepare_cached(
@@ -240,5 +264,102 @@ mod tests {
         }
         assert!(!text.contains("text\n"), "type tags are left out: {text:?}");
         assert!(!text.contains("assistant"));
+    }
+
+    /// The index as the store makes it: migration 0002's table with 0007's setting.
+    fn index_with_segments(segments: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE chunk_text USING fts5(body, content = '',
+               tokenize = 'unicode61 remove_diacritics 2');",
+        )
+        .unwrap();
+        conn.execute_batch(include_str!("migrations/0007_fts_merge.sql"))
+            .unwrap();
+        // One segment per transaction, as the indexer's slices write them.
+        for i in 0..segments {
+            let rowid = i64::try_from(i).unwrap() + 1;
+            let body = format!("caribou herd {i} crossed the river, and the call timed out");
+            conn.execute(
+                "INSERT INTO chunk_text(rowid, body) VALUES (?1, ?2)",
+                params![rowid, body],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn matches(conn: &Connection, query: &str) -> Vec<i64> {
+        let mut s = conn
+            .prepare("SELECT rowid FROM chunk_text WHERE chunk_text MATCH ?1 ORDER BY rowid")
+            .unwrap();
+        s.query_map([query], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Segments of the index (each has at least one row in the `_idx` shadow table).
+    fn segments(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT count(DISTINCT segid) FROM chunk_text_idx",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn idle_merges_find_the_segments_ingest_left_and_stop_when_done() {
+        // 6 segments on one level: under `automerge` 8, ingest left them unmerged.
+        let conn = index_with_segments(6);
+        let before = (
+            matches(&conn, "\"timed out\""),
+            matches(&conn, "herd AND 3"),
+        );
+        assert_eq!(before.0.len(), 6);
+        assert_eq!(before.1, [4]);
+        assert_eq!(segments(&conn), 6);
+        let automerge: i64 = conn
+            .query_row(
+                "SELECT v FROM chunk_text_config WHERE k = 'automerge'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            automerge, 8,
+            "migration 0007's setting is kept in the index"
+        );
+        let mut slices = 0;
+        while merge_slice(&conn).unwrap() == 1 {
+            slices += 1;
+            assert!(slices < 100, "merging never finished");
+        }
+        assert!(slices >= 1, "a level of 6 segments was not merged");
+        assert_eq!(merge_slice(&conn).unwrap(), 0, "nothing is left to merge");
+        assert_eq!(segments(&conn), 1);
+        // The same answers from the merged index, and new rows are still indexed.
+        assert_eq!(
+            (
+                matches(&conn, "\"timed out\""),
+                matches(&conn, "herd AND 3")
+            ),
+            before
+        );
+        conn.execute(
+            "INSERT INTO chunk_text(rowid, body) VALUES (100, 'a late caribou')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(matches(&conn, "late"), [100]);
+    }
+
+    #[test]
+    fn a_level_under_four_segments_is_left_alone() {
+        let conn = index_with_segments(3);
+        assert_eq!(merge_slice(&conn).unwrap(), 0);
+        assert_eq!(segments(&conn), 3);
+        assert_eq!(matches(&conn, "caribou").len(), 3);
     }
 }
