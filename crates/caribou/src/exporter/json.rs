@@ -33,8 +33,7 @@ fn byte_needs_escape(byte: u8) -> bool {
 
 /// Whether any byte of `block` needs escaping. A plain loop over a fixed-size array, which LLVM
 /// compiles to vector compares (SSE2 is x86-64's baseline; NEON on aarch64) without unsafe code:
-/// about 25 instructions for 32 bytes, where testing four 64-bit words (the previous version)
-/// took about 50.
+/// about 25 instructions for 32 bytes, where testing four 64-bit words took about 50.
 fn dirty(block: &[u8; 32]) -> bool {
     let mut hit = [false; 32];
     for (hit, &byte) in hit.iter_mut().zip(block) {
@@ -43,19 +42,46 @@ fn dirty(block: &[u8; 32]) -> bool {
     hit.iter().any(|&h| h)
 }
 
-/// The offset of the first byte of `bytes` that needs escaping, or its length.
-fn first_dirty(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .position(|&b| byte_needs_escape(b))
-        .unwrap_or(bytes.len())
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of `w` that need escaping (below 0x20, `"` or `\`) have their high bit set in the
+/// result, and no byte does when none needs it: each term is the classic "has a zero byte" test,
+/// exact for the lowest match (only bytes above a match may be flagged wrongly); bytes >= 0x80
+/// (UTF-8) never match.
+fn escape_mask(w: u64) -> u64 {
+    let control = w.wrapping_sub(LOW * 0x20) & !w;
+    let quote = w ^ (LOW * u64::from(b'"'));
+    let quote = quote.wrapping_sub(LOW) & !quote;
+    let backslash = w ^ (LOW * u64::from(b'\\'));
+    let backslash = backslash.wrapping_sub(LOW) & !backslash;
+    (control | quote | backslash) & HIGH
 }
 
-/// Tails shorter than this are read byte by byte: padding them to a block costs more.
-const SHORT_TAIL: usize = 8;
+/// The offset of the first byte of `bytes` that needs escaping, or its length: a word at a time
+/// (the lowest flagged byte of a word is exact), then byte by byte.
+fn first_dirty(bytes: &[u8]) -> usize {
+    let (words, rest) = bytes.as_chunks::<8>();
+    let mut at = 0;
+    for word in words {
+        let mask = escape_mask(u64::from_le_bytes(*word));
+        if mask != 0 {
+            return at + (mask.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + rest
+        .iter()
+        .position(|&b| byte_needs_escape(b))
+        .unwrap_or(rest.len())
+}
 
-/// How many leading bytes of `bytes` need no escaping: 32 bytes a step, then byte by byte inside
-/// the first block that has a match. The tail is padded with clean bytes to a whole block.
+/// How many leading bytes of `bytes` need no escaping: 32 bytes a step with vector compares,
+/// then word by word inside the first block that has a match, and in the tail.
+///
+/// A 500-character string without escapes: 54-59 ns against 67 for words alone; with a newline
+/// every 80 characters (chat text) 101 ns against 178 (each escape restarts the scan, and the
+/// word test now places the match instead of a byte loop); 16 bytes: 9 ns against 10.
 fn clean_prefix(bytes: &[u8]) -> usize {
     let (blocks, tail) = bytes.as_chunks::<32>();
     let mut at = 0;
@@ -65,16 +91,7 @@ fn clean_prefix(bytes: &[u8]) -> usize {
         }
         at += 32;
     }
-    if tail.len() < SHORT_TAIL {
-        return at + first_dirty(tail);
-    }
-    let mut padded = [b' '; 32];
-    padded[..tail.len()].copy_from_slice(tail);
-    if dirty(&padded) {
-        at + first_dirty(tail)
-    } else {
-        bytes.len()
-    }
+    at + first_dirty(tail)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
