@@ -40,7 +40,6 @@
 //! is idempotent and also runs (with [`DROP_TIMEOUT`]) when the exporter is dropped.
 
 mod batch;
-mod json;
 mod queue;
 mod record_json;
 mod sender;

@@ -15,7 +15,7 @@ use caribou_model::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::json::{self, write_str};
+use caribou_model::json::{self, write_str};
 
 type Result = serde_json::Result<()>;
 
