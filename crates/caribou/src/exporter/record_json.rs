@@ -1,10 +1,10 @@
 //! Records' JSON, written field by field for the ones every `trace_run` sends (items, trace
-//! open and close), on the agent's thread; the rarer ones go through [`super::json`].
+//! open and close), on the agent's thread; the rarer ones go through [`caribou_model::json`].
 //!
 //! Going through `serde` costs a call chain per field and an escaping pass over every key; here the
 //! keys are literals written as they are, the ids are formatted in place, and only values go
-//! through [`super::json`]. The output is byte for byte `serde_json`'s for the model's [`Record`]
-//! (tests check every kind with every field set and unset). Each record and item kind is
+//! through [`caribou_model::json`]. The output is byte for byte `serde_json`'s for the model's
+//! [`Record`] (tests check every kind with every field set and unset). Each record and item kind is
 //! destructured whole, so a field added to the model fails to compile here until it is written
 //! (in its declaration order: that is the order `serde` writes).
 
