@@ -11,6 +11,10 @@
 //! sub-journal would otherwise be a temp file written page by page (it was a fifth of the writer's
 //! time); it holds only the pages one job touched. A larger page cache for the writer (the trace
 //! rows and indexes it updates stay hot) and memory-mapped reads for the readers.
+//!
+//! The bundled SQLite is compiled without its two process-wide locks (the shared page-cache LRU
+//! of `SQLITE_ENABLE_MEMORY_MANAGEMENT`, and memory statistics): the repository's
+//! `.cargo/config.toml` says why; a test here fails if a build lost them.
 
 use std::path::Path;
 
@@ -157,5 +161,35 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The options `.cargo/config.toml` passes to the bundled SQLite are in effect. Without them
+    /// every connection's page fetches share one mutex, and searches slow down 1.5-2x whenever
+    /// the writer is busy (`bench/README.md`, section 3).
+    #[test]
+    fn sqlite_is_built_without_global_locks() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite was built with ENABLE_MEMORY_MANAGEMENT (one page-cache lock for all \
+             connections): build through cargo in this repository, whose .cargo/config.toml \
+             sets LIBSQLITE3_FLAGS; options: {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite was built with memory statistics (a global lock per allocation); options: \
+             {options:?}"
+        );
     }
 }
