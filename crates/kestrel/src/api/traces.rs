@@ -21,7 +21,9 @@ use kestrel_query::Query;
 
 use crate::api::projects::require_project;
 use crate::api::runs::require_run;
-use crate::api::{ApiJson, ApiPath, ApiQuery, AppState, check_id, check_limit, check_project};
+use crate::api::{
+    ApiJson, ApiPath, ApiQuery, AppState, TextJson, check_id, check_limit, check_project,
+};
 use crate::error::ApiError;
 
 /// Checks the filter and parses its `q`.
@@ -106,13 +108,13 @@ pub async fn list_for_run(
 pub async fn get(
     State(state): State<AppState>,
     ApiPath(trace_id): ApiPath<String>,
-) -> Result<Json<TraceDetail>, ApiError> {
+) -> Result<TextJson<TraceDetail>, ApiError> {
     check_id("trace_id", &trace_id)?;
     state
         .store
         .get_trace(&trace_id)
         .await?
-        .map(Json)
+        .map(TextJson)
         .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
 }
 
@@ -134,7 +136,7 @@ pub async fn items(
     State(state): State<AppState>,
     ApiPath(trace_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ItemsQuery>,
-) -> Result<Json<ItemPage>, ApiError> {
+) -> Result<TextJson<ItemPage>, ApiError> {
     check_id("trace_id", &trace_id)?;
     let limit = query.limit.unwrap_or(DEFAULT_ITEMS_PAGE);
     if !(1..=MAX_ITEMS_PAGE).contains(&limit) {
@@ -147,7 +149,7 @@ pub async fn items(
         .store
         .get_trace_items(&trace_id, query.offset.unwrap_or(0), limit)
         .await?
-        .map(Json)
+        .map(TextJson)
         .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
 }
 
