@@ -10,7 +10,8 @@
 //! checkpoint contention. Temporary storage in memory: every ingest job runs in a SAVEPOINT, whose
 //! sub-journal would otherwise be a temp file written page by page (it was a fifth of the writer's
 //! time); it holds only the pages one job touched. A larger page cache for the writer (the trace
-//! rows and indexes it updates stay hot) and memory-mapped reads for the readers.
+//! rows and indexes it updates stay hot) and, for the readers, memory-mapped reads and a page
+//! cache of their own.
 //!
 //! The bundled SQLite is compiled without its two process-wide locks (the shared page-cache LRU
 //! of `SQLITE_ENABLE_MEMORY_MANAGEMENT`, and memory statistics): the repository's
@@ -49,6 +50,13 @@ const WRITER_CACHE_KIB: i64 = -65_536;
 /// sustained ingest the same index pages are written again and again, and a checkpoint copies
 /// each page once however often it changed, so fewer, larger checkpoints copy less.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
+/// Each reader's page cache (negative = KiB: 16 MiB, allocated as pages are read). SQLite's
+/// default of 2 MiB held too little of a 10M-item store's indexes: the pages beyond the memory map
+/// were read again with a system call and a copy on every search (40% of a search's CPU);
+/// 16 or 64 MiB took the ANDed example of bench 3 from 28-29 ms to 12-19 ms at p50 (`bench/README.md`,
+/// section 3). A commit by the writer empties it (WAL), so under ingest it helps less.
+const READER_CACHE_KIB: i64 = -16_384;
 
 /// How much of the database file a reader maps (256 MiB of address space; pages are shared
 /// with the OS page cache, not copied per connection).
@@ -98,6 +106,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
     conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     Ok(conn)
 }
 
