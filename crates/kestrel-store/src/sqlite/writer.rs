@@ -16,12 +16,6 @@
 //! time-boxed slice after a group while jobs keep coming ([`Pace::Between`], a quarter of the
 //! group's time), so it neither delays acks much nor falls behind without bound.
 //!
-//! Once nothing is left to do (no job waiting, no background work), the writer checkpoints the WAL
-//! ([`idle_checkpoint`]) before it sleeps: readers then read every page from the database file
-//! (their memory map or page cache) and skip the WAL, and the next write starts the WAL over. Under sustained
-//! ingest the writer is never idle and SQLite's automatic checkpoint (every 64 MiB of WAL) does
-//! the job as before.
-//!
 //! Shutdown: a [`Msg::Shutdown`] closes the channel to new jobs, the jobs already queued are still
 //! run, then the connection is closed (which checkpoints the WAL) and the shutdown is answered.
 
@@ -31,7 +25,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, warn};
+use tracing::{error, warn};
 
 use crate::{Result, StoreError};
 
@@ -153,19 +147,11 @@ fn run(
     let mut shutdowns = Vec::new();
     // Work may be left from a previous run (the watermark is in the file).
     let mut backlog = true;
-    // Whether anything was committed since the last idle checkpoint (a WAL left by the previous
-    // run counts).
-    let mut wrote = true;
     loop {
         let first = match rx.try_recv() {
             Ok(msg) => msg,
             Err(TryRecvError::Empty) if backlog => {
                 backlog = background(&conn, Pace::Idle);
-                continue;
-            }
-            Err(TryRecvError::Empty) if wrote => {
-                idle_checkpoint(&conn);
-                wrote = false;
                 continue;
             }
             Err(TryRecvError::Empty) => match rx.blocking_recv() {
@@ -197,7 +183,6 @@ fn run(
             let started = Instant::now();
             run_group(&conn, group);
             backlog = true;
-            wrote = true;
             if !rx.is_empty() {
                 let slice = (started.elapsed() / 4).clamp(MIN_BETWEEN, MAX_BETWEEN);
                 backlog = background(&conn, Pace::Between(slice));
@@ -209,34 +194,6 @@ fn run(
     }
     for reply in shutdowns {
         let _ = reply.send(());
-    }
-}
-
-/// Copies the WAL's pages into the database file, without waiting for anyone (`PASSIVE`: pages a
-/// reader's snapshot still needs stay in the WAL until the next idle time).
-///
-/// Why when idle: a reader looks every page up in the WAL first while the WAL holds frames not
-/// yet copied, and reads the pages it finds there with a system call and a copy. Under sustained
-/// ingest SQLite's automatic checkpoint (every 64 MiB) keeps the WAL bounded, but after the last
-/// write of a burst up to 64 MiB stayed in it until the next one: on a 10M-item store the ANDed
-/// search example took 32 ms at p50 with 9,886 such frames and 27.5 ms once they were copied
-/// (`bench/README.md`, section 3). A job arriving meanwhile waits for the copy: at most one
-/// automatic checkpoint's worth, which a commit under load already pays now and then.
-fn idle_checkpoint(conn: &Connection) {
-    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    });
-    match done {
-        Ok((frames, copied)) if copied < frames => {
-            debug!(
-                frames,
-                copied, "idle checkpoint: a reader holds the rest of the WAL"
-            );
-        }
-        Ok(_) => {}
-        Err(e) => {
-            warn!(error = %e, "checkpointing the WAL failed; readers read it until the next try")
-        }
     }
 }
 
@@ -359,47 +316,5 @@ mod tests {
             tx.blocking_send(Msg::Job(late)).is_err(),
             "no job is taken after shutdown"
         );
-    }
-
-    /// Once the writer has nothing left to do, what it wrote is copied from the WAL into the
-    /// database file (pages written only to the WAL do not grow the file).
-    #[test]
-    fn an_idle_writer_checkpoints_the_wal() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite3");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(b BLOB)")
-            .unwrap();
-        // No automatic checkpoint: only the idle one can copy the pages.
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        let (tx, handle) = spawn(
-            conn,
-            WriterLimits {
-                queue: 4,
-                max_group_weight: 10,
-            },
-            None,
-        )
-        .unwrap();
-        let before = std::fs::metadata(&path).unwrap().len();
-        let (insert, insert_rx) = Job::new(1, |conn| {
-            conn.execute("INSERT INTO t(b) VALUES (zeroblob(1048576))", [])?;
-            Ok(())
-        });
-        tx.blocking_send(Msg::Job(insert)).unwrap();
-        insert_rx.blocking_recv().unwrap().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&path).unwrap().len() < before + 1_048_576 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the WAL was not checkpointed: the database file is still {} bytes",
-                std::fs::metadata(&path).unwrap().len()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let (done, done_rx) = oneshot::channel();
-        tx.blocking_send(Msg::Shutdown(done)).unwrap();
-        done_rx.blocking_recv().unwrap();
-        handle.join().unwrap();
     }
 }
