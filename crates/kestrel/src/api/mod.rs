@@ -178,6 +178,8 @@ pub fn parse_step(text: &str) -> Result<i64, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -188,8 +190,6 @@ mod tests {
         assert!(check_limit(Some(0)).is_err());
         assert!(check_limit(Some(1000)).is_ok());
     }
-
-    use serde_json::json;
 
     #[derive(serde::Serialize)]
     struct Detail {
