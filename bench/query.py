@@ -8,7 +8,8 @@ For each size: a fresh release Kestrel, loaded through its ingest API with reali
 (``gen.py``; 70% of them in one training run of 100 steps, the rest in a prod project) plus one
 trace of 30,000 items; then, once the full-text index caught up, each query is timed ``--repeat``
 times over HTTP (first 50 traces, the API's default page): the search-language examples, the
-run's per-step aggregates, and opening the 30,000-item trace. Prints a latency table per size and
+run's per-step aggregates, and opening the 30,000-item trace (its first page of items; the whole
+trace both as received and as parsed by this Python client, which takes most of the latter). Prints a latency table per size and
 a growth table across sizes (p50 latency, load rate, index catch-up, disk use).
 
 ``--data-dir DIR`` keeps each size's data in ``DIR/<size>`` (with ``bench-query.json``: the run id,
@@ -63,6 +64,26 @@ def timed(url: str, path: str, repeat: int) -> Tuple[float, float, Any]:
     times.sort()
     p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
     return statistics.median(times), p95, answer
+
+
+def timed_bytes(url: str, path: str, repeat: int) -> Tuple[float, float, int]:
+    """Like `timed`, until the answer's last byte is read (not parsed): what the server controls."""
+    import urllib.request
+
+    def get() -> bytes:
+        with urllib.request.urlopen(url + path, timeout=300) as r:
+            return r.read()
+
+    get()  # warm
+    times = []
+    size = 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        size = len(get())
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+    return statistics.median(times), p95, size
 
 
 def count(answer: Any) -> int:
@@ -133,8 +154,11 @@ def one_size(items: int, repeat: int, clients: int, data_root: Optional[Path], r
         except urllib.error.HTTPError as e:  # a Kestrel from before item paging
             rows.append(("open a 30,000-item trace: first page of 500 items", float("nan"), float("nan"),
                          f"HTTP {e.code}"))
+        p50, p95, size = timed_bytes(url, f"/api/v1/traces/{big_id}", max(3, repeat // 2))
+        rows.append(("open a 30,000-item trace: all items at once, received", p50, p95, f"{size / 1e6:.1f} MB"))
         p50, p95, ans = timed(url, f"/api/v1/traces/{big_id}", max(3, repeat // 4))
-        rows.append(("open a 30,000-item trace: all items at once", p50, p95, f"{len(ans['items'])} items"))
+        rows.append(("open a 30,000-item trace: all items at once, parsed by Python", p50, p95,
+                     f"{len(ans['items'])} items"))
         disk = du_mb(server.data_dir or data_dir) if (server.data_dir or data_dir) else 0.0
         return {"items": meta["load"]["items"] + 30_000, "load": meta["load"], "index_lag_s": meta["index_lag_s"],
                 "rows": rows, "disk_mb": disk, "reused": loaded}

@@ -211,6 +211,10 @@ pub struct Turn {
 }
 
 /// An item as stored: its id, time and turn, and the item's own fields (`type`, `role`, ...).
+///
+/// Kestrel's SQLite store keeps items as this type's JSON and answers a whole trace by copying
+/// that JSON as stored (`kestrel-store`'s `sqlite/trace_json.rs`): a field added here or to an
+/// item must be optional and left out when empty, so that items stored before read the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredItem {
     pub id: Uuid,

@@ -180,6 +180,17 @@ pub trait Store: Send + Sync + 'static {
     async fn search_index_status(&self) -> Result<SearchIndexStatus>;
     /// One trace with its turns and items in logged order.
     async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>>;
+    /// [`Store::get_trace`]'s answer as JSON (`caribou_model::json`, byte for byte). The default
+    /// serializes `get_trace`; stores that keep items as JSON override it to copy that instead.
+    async fn get_trace_json(&self, trace_id: &str) -> Result<Option<Vec<u8>>> {
+        let Some(detail) = self.get_trace(trace_id).await? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        caribou_model::json::write(&mut out, &detail)
+            .map_err(|e| StoreError::Internal(format!("encoding a trace: {e}")))?;
+        Ok(Some(out))
+    }
     /// `limit` items of a trace from position `offset`, in logged order, and the trace's item
     /// count; `None` if there is no such trace. The default reads the whole trace; stores
     /// override it to read only what the page needs.

@@ -39,6 +39,7 @@ mod sort_bounds;
 mod step_cache;
 mod steps;
 mod text_cache;
+mod trace_json;
 mod trace_row;
 mod traces;
 mod values;
@@ -391,6 +392,12 @@ impl Store for SqliteStore {
     async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceDetail>> {
         let trace_id = trace_id.to_owned();
         self.read(move |conn| traces::get_trace(conn, &trace_id))
+            .await
+    }
+
+    async fn get_trace_json(&self, trace_id: &str) -> Result<Option<Vec<u8>>> {
+        let trace_id = trace_id.to_owned();
+        self.read(move |conn| trace_json::get_trace_json(conn, &trace_id))
             .await
     }
 

@@ -140,6 +140,48 @@ async fn record_ids_from_schema_2_still_dedup() {
     store.close().await.expect("close");
 }
 
+/// The whole trace's JSON copies the chunks' item JSON when it is in the form Kestrel writes; a
+/// chunk in any other form (here: pretty-printed, as another encoder could have left it) is read
+/// through the typed path, with the same answer; a corrupt one is an error, as for `get_trace`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_json_falls_back_for_chunks_in_another_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let turn = new_record_id();
+    let records = vec![
+        Record::TraceOpen(open("odd", T0, turn, "p")),
+        msg("odd", T0 + 1, 3, 4, 0.5),
+        tool("odd", T0 + 2, "search"),
+    ];
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
+    store.ingest(batch(records)).await.expect("ingest");
+    let compact = kestrel_store::testsuite::fixtures::trace(&store, "odd").await;
+    store.close().await.expect("close");
+    let path = dir.path().join("kestrel.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("file");
+        let pretty = serde_json::to_vec_pretty(&compact.items).expect("json");
+        let data = zstd::bulk::compress(&pretty, 1).expect("zstd");
+        conn.execute("UPDATE item_chunks SET data = ?1 WHERE n > 0", [data])
+            .expect("rewrite the chunk");
+    }
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("reopen");
+    let reread = kestrel_store::testsuite::fixtures::trace(&store, "odd").await;
+    assert_eq!(reread, compact, "the same trace from the pretty chunk");
+    store.close().await.expect("close");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("file");
+        conn.execute("UPDATE item_chunks SET data = X'00' WHERE n > 0", [])
+            .expect("break the chunk");
+    }
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("reopen");
+    let err = store
+        .get_trace_json("odd")
+        .await
+        .expect_err("a corrupt chunk");
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    store.close().await.expect("close");
+}
+
 /// Dedup skips reading a trace's ids when every incoming id is above the greatest stored one
 /// (UUIDv7 ids grow with time); retries, and new records whose ids are not above it (another
 /// thread's ids in the same millisecond), must still be told apart exactly.

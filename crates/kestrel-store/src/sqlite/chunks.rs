@@ -7,7 +7,8 @@
 //! ceiling (see PERF-NOTES): one row and one index entry per trace per request. The price: an item
 //! is read by decompressing its chunk, and the order of a trace's items is restored on read
 //! (sorted by `(ts, id)`; ids are time-ordered UUIDv7, so items of one microsecond keep the order
-//! they were logged in).
+//! they were logged in). A whole trace is answered from its chunks' JSON without parsing it
+//! (`trace_json`); a page of items decodes only the chunks it needs (`items`).
 
 use caribou_model::api::StoredItem;
 use std::cell::RefCell;
@@ -48,7 +49,7 @@ pub(crate) fn encode(items: &[StoredItem]) -> Result<Vec<u8>> {
 }
 
 /// The JSON held by a chunk's `data`.
-fn decompress(data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn decompress(data: &[u8]) -> Result<Vec<u8>> {
     let size = zstd::zstd_safe::get_frame_content_size(data)
         .map_err(|e| internal("decompressing items", format!("not a zstd frame: {e:?}")))?;
     match size {

@@ -112,7 +112,17 @@ fn latest_grades(conn: &Connection, id: i64) -> Result<Vec<GradeSummary>> {
     Ok(out)
 }
 
+/// One trace with its turns and items in logged order.
 pub(crate) fn get_trace(conn: &Connection, trace_id: &str) -> Result<Option<TraceDetail>> {
+    let Some((id, mut detail)) = trace_head(conn, trace_id)? else {
+        return Ok(None);
+    };
+    detail.items = chunks::read_all(conn, id)?;
+    Ok(Some(detail))
+}
+
+/// One trace with its turns but without its items (`items` left empty), and its row id.
+pub(crate) fn trace_head(conn: &Connection, trace_id: &str) -> Result<Option<(i64, TraceDetail)>> {
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS} FROM traces t LEFT JOIN projects p ON p.id = t.project_rowid
          WHERE t.trace_id = ?1"
@@ -144,13 +154,15 @@ pub(crate) fn get_trace(conn: &Connection, trace_id: &str) -> Result<Option<Trac
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     turns.sort_by_key(|t| (t.started_at, t.turn_id));
-    let items = chunks::read_all(conn, id)?;
-    Ok(Some(TraceDetail {
-        summary,
-        traceback,
-        turns,
-        items,
-    }))
+    Ok(Some((
+        id,
+        TraceDetail {
+            summary,
+            traceback,
+            turns,
+            items: Vec::new(),
+        },
+    )))
 }
 
 /// The default grade of the grade sorts.

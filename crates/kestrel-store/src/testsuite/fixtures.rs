@@ -179,12 +179,28 @@ pub async fn ingest(store: &dyn Store, records: Vec<Record>) {
     );
 }
 
+/// One trace, read both ways: [`Store::get_trace`] and, checked to be its exact JSON,
+/// [`Store::get_trace_json`].
 pub async fn trace(store: &dyn Store, trace_id: &str) -> TraceDetail {
-    store
+    let detail = store
         .get_trace(trace_id)
         .await
         .expect("get_trace")
-        .unwrap_or_else(|| panic!("no trace {trace_id}"))
+        .unwrap_or_else(|| panic!("no trace {trace_id}"));
+    let json = store
+        .get_trace_json(trace_id)
+        .await
+        .expect("get_trace_json")
+        .unwrap_or_else(|| panic!("no JSON for trace {trace_id}"));
+    let mut expected = Vec::new();
+    caribou_model::json::write(&mut expected, &detail).expect("encode");
+    assert!(
+        json == expected,
+        "get_trace_json differs from get_trace's JSON:\n{}\n{}",
+        String::from_utf8_lossy(&json),
+        String::from_utf8_lossy(&expected)
+    );
+    detail
 }
 
 /// All traces matching `filter`, walking every page.

@@ -37,17 +37,22 @@ impl<T: serde::Serialize> IntoResponse for TextJson<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(4096);
         match caribou_model::json::write(&mut body, &self.0) {
-            Ok(()) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body,
-            )
-                .into_response(),
+            Ok(()) => json_response(body),
             Err(e) => ApiError::Internal(format!("encoding the answer: {e}")).into_response(),
         }
     }
+}
+
+/// A 200 answer of JSON already written.
+pub fn json_response(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// What every handler can reach.

@@ -13,8 +13,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use caribou_model::api::{
-    AddGrade, ItemPage, Page, StoredItem, TraceDetail, TraceFilter, TraceSort, TraceSummary,
+    AddGrade, ItemPage, Page, StoredItem, TraceFilter, TraceSort, TraceSummary,
 };
 use caribou_model::{GradeValue, Limits};
 use kestrel_query::Query;
@@ -23,6 +24,7 @@ use crate::api::projects::require_project;
 use crate::api::runs::require_run;
 use crate::api::{
     ApiJson, ApiPath, ApiQuery, AppState, TextJson, check_id, check_limit, check_project,
+    json_response,
 };
 use crate::error::ApiError;
 
@@ -105,16 +107,18 @@ pub async fn list_for_run(
     Ok(Json(state.store.search_traces(&filter, q.as_ref()).await?))
 }
 
+/// The whole trace, as the store's JSON (a `TraceDetail`; the SQLite store copies its items'
+/// stored JSON instead of parsing and re-encoding it).
 pub async fn get(
     State(state): State<AppState>,
     ApiPath(trace_id): ApiPath<String>,
-) -> Result<TextJson<TraceDetail>, ApiError> {
+) -> Result<Response, ApiError> {
     check_id("trace_id", &trace_id)?;
     state
         .store
-        .get_trace(&trace_id)
+        .get_trace_json(&trace_id)
         .await?
-        .map(TextJson)
+        .map(json_response)
         .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
 }
 
