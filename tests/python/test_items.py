@@ -202,3 +202,118 @@ def test_every_shape_is_stored_as_given(kestrel: Kestrel, traced: str) -> None:
     assert trace["cost_usd"] == pytest.approx(0.0004)
 
 
+
+
+# --- Random values against a reference of the conversion rules ------------------------------------
+#
+# `Message` and `ToolExecution` write their JSON straight from the Python values (not through a
+# converted value); `expected` restates the rules of `convert.rs` in Python, and random nested
+# values (every shape the rules name, odd strings and numbers, keys that are not `str`, nesting past
+# the depth limit) must come back from the getters, and from Kestrel, exactly as it says.
+
+MAX_DEPTH = 64
+
+
+def expected(v: Any, depth: int = 0) -> Any:
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if v is None:
+        return None
+    if depth >= MAX_DEPTH:
+        return str(v)
+    if isinstance(v, dict):
+        out: Dict[str, Any] = {}
+        for k, x in v.items():
+            out[expected(k) if isinstance(k, str) else str(k)] = expected(x, depth + 1)
+        return out
+    if isinstance(v, (list, tuple)):
+        return [expected(x, depth + 1) for x in v]
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v if -(2**63) <= v < 2**64 else str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "Infinity" if v > 0 else "-Infinity"
+        return v
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return expected(dataclasses.asdict(v), depth + 1)
+    if isinstance(v, (set, frozenset)):
+        return [expected(x, depth + 1) for x in v]
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+ODD_STRINGS = ["", "plain", 'q"uote', "back\\slash", "\n\t\r\x00\x1f\x7f", "é 中 🦌", "\ud800 lone", "</script>", "x" * 600]
+ODD_NUMBERS = [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 2**100, 0.0, -0.0, 0.1, 1e-7, 1e300,
+               5e-324, 1.7976931348623157e308, 0.30000000000000004, math.nan, math.inf, -math.inf, True, False]
+
+
+def random_value(rng: "random.Random", depth: int) -> Any:
+    pick = rng.randrange(12 if depth < 4 else 6)
+    if pick < 2:
+        return rng.choice(ODD_STRINGS)
+    if pick < 4:
+        return rng.choice(ODD_NUMBERS)
+    if pick == 4:
+        return None
+    if pick == 5:
+        return rng.choice([b"by\xfftes", Opaque(), frozenset(), {1}, SearchHit("u", 0.5, ["t"])])
+    if pick < 8:
+        return [random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if pick == 8:
+        return tuple(random_value(rng, depth + 1) for _ in range(rng.randrange(3)))
+    if pick == 9:
+        keys: List[Any] = [rng.choice(ODD_STRINGS) for _ in range(rng.randrange(4))]
+        return {k: random_value(rng, depth + 1) for k in keys}
+    # Keys that are not str; some of them collide with a str key once converted.
+    return {rng.choice([1, "1", None, "None", 2.5, (1, 2), True]): random_value(rng, depth + 1) for _ in range(3)}
+
+
+def nested(levels: int) -> Any:
+    v: Any = {"leaf": [1, "x"]}
+    for k in range(levels):
+        v = [v] if k % 2 else {"k": v}
+    return v
+
+
+def random_values() -> List[Any]:
+    import random
+
+    rng = random.Random(20261126)
+    return [random_value(rng, 0) for _ in range(300)] + [nested(62), nested(63), nested(64), nested(70)] + ODD_STRINGS + ODD_NUMBERS
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as JSON text: 1, 1.0 and True are three different things here."""
+    return json.dumps(a, allow_nan=False) == json.dumps(b, allow_nan=False)
+
+
+def test_random_values_are_written_by_the_rules() -> None:
+    for v in random_values():
+        want = expected(v)
+        m = Message(role="user", content=v, metadata={"v": v})
+        assert same(m.content, want), (v, m.content, want)
+        assert same(m.metadata, expected({"v": v})), (v, m.metadata)
+        t = ToolExecution(name="f", arguments=v, result=[v])
+        assert same(t.arguments, want) and same(t.result, expected([v])), v
+        assert m == Message(role="user", content=v, metadata={"v": v})
+
+
+def test_random_values_reach_kestrel_as_written(kestrel: Kestrel, traced: str) -> None:
+    values = random_values()
+    with caribou.trace_run({"datapoint_id": "random-values"}) as trace_id:
+        for v in values:
+            caribou.log(Message(role="user", content=v))
+            caribou.log(ToolExecution(name="f", result=v))
+    report = caribou.flush(timeout=30)
+    assert report.pending == 0 and not report.timed_out and caribou.stats()["dropped"] == 0
+    trace = kestrel.wait_trace(trace_id, lambda t: len(t["items"]) == 2 * len(values))
+    stored = items_of(trace)
+    for k, v in enumerate(values):
+        want = expected(v)
+        assert same(stored[2 * k].get("content"), want), (v, stored[2 * k])
+        assert same(stored[2 * k + 1].get("result"), want), (v, stored[2 * k + 1])

@@ -130,31 +130,65 @@ fn check_opt_name(field: &str, v: Option<&str>, max: usize) -> Result<(), Valida
 /// Checks one item.
 pub fn check_item(item: &Item, limits: &Limits) -> Result<(), ValidationError> {
     match item {
-        Item::Message(m) => {
-            check_name("item.role", &m.role, limits.max_name_len)?;
-            check_opt_name("item.model", m.model.as_deref(), limits.max_name_len)?;
-            check_opt_name("item.provider", m.provider.as_deref(), limits.max_name_len)?;
-            check_non_negative("item.cost_usd", m.cost_usd)
-        }
-        Item::ToolExecution(t) => {
-            check_name("item.name", &t.name, limits.max_name_len)?;
-            check_non_negative("item.duration_ms", t.duration_ms)
-        }
-        Item::Event(e) => {
-            check_name("item.name", &e.name, limits.max_name_len)?;
-            check_name("item.level", &e.level, 32)
-        }
-        Item::Grade(g) => {
-            check_name("item.name", &g.name, limits.max_name_len)?;
-            match &g.value {
-                GradeValue::Number(x) if !x.is_finite() => Err(err(
-                    "item.value",
-                    format!("must be a finite number, got {x}"),
-                )),
-                GradeValue::Label(s) => check_name("item.value", s, limits.max_name_len),
-                _ => Ok(()),
-            }
-        }
+        Item::Message(m) => check_message(
+            MessageFields {
+                role: &m.role,
+                model: m.model.as_deref(),
+                provider: m.provider.as_deref(),
+                cost_usd: m.cost_usd,
+            },
+            limits,
+        ),
+        Item::ToolExecution(t) => check_tool_execution(&t.name, t.duration_ms, limits),
+        Item::Event(e) => check_event(&e.name, &e.level, limits),
+        Item::Grade(g) => check_grade(&g.name, &g.value, limits),
+    }
+}
+
+/// The fields of a `Message` that [`check_item`] checks, for a caller that writes the item's JSON
+/// without building it (the Python binding).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageFields<'a> {
+    pub role: &'a str,
+    pub model: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub cost_usd: Option<f64>,
+}
+
+/// [`check_item`] for a `Message`, from its checked fields.
+pub fn check_message(m: MessageFields<'_>, limits: &Limits) -> Result<(), ValidationError> {
+    check_name("item.role", m.role, limits.max_name_len)?;
+    check_opt_name("item.model", m.model, limits.max_name_len)?;
+    check_opt_name("item.provider", m.provider, limits.max_name_len)?;
+    check_non_negative("item.cost_usd", m.cost_usd)
+}
+
+/// [`check_item`] for a `ToolExecution`, from its checked fields.
+pub fn check_tool_execution(
+    name: &str,
+    duration_ms: Option<f64>,
+    limits: &Limits,
+) -> Result<(), ValidationError> {
+    check_name("item.name", name, limits.max_name_len)?;
+    check_non_negative("item.duration_ms", duration_ms)
+}
+
+/// [`check_item`] for an `Event`, from its checked fields.
+pub fn check_event(name: &str, level: &str, limits: &Limits) -> Result<(), ValidationError> {
+    check_name("item.name", name, limits.max_name_len)?;
+    check_name("item.level", level, 32)
+}
+
+/// [`check_item`] for a `Grade`, from its checked fields.
+pub fn check_grade(name: &str, value: &GradeValue, limits: &Limits) -> Result<(), ValidationError> {
+    check_name("item.name", name, limits.max_name_len)?;
+    match value {
+        GradeValue::Number(x) if !x.is_finite() => Err(err(
+            "item.value",
+            format!("must be a finite number, got {x}"),
+        )),
+        GradeValue::Label(s) => check_name("item.value", s, limits.max_name_len),
+        _ => Ok(()),
     }
 }
 

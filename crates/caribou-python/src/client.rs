@@ -262,7 +262,7 @@ impl PyKestrelClient {
         trace_id: String,
         grade: PyRef<'_, PyGrade>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let g = grade.inner().clone();
+        let g = grade.inner()?.clone();
         let req = AddGrade {
             name: g.name,
             value: g.value,

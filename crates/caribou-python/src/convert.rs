@@ -83,7 +83,7 @@ pub fn to_json_map(obj: &Bound<'_, PyAny>) -> Option<JsonMap> {
     }
 }
 
-fn convert(obj: &Bound<'_, PyAny>, depth: u32) -> Value {
+pub(crate) fn convert(obj: &Bound<'_, PyAny>, depth: u32) -> Value {
     // The common cases first, cheapest checks first: strings are what agents log most.
     if let Ok(s) = obj.cast::<PyString>() {
         return Value::String(py_str(s));

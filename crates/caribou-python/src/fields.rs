@@ -103,7 +103,7 @@ fn number(v: &Bound<'_, PyAny>) -> Option<f64> {
     }
 }
 
-fn bad_field(py: Python<'_>, class: &str, field: &str, expected: &str, v: &Bound<'_, PyAny>) {
+pub fn bad_field(py: Python<'_>, class: &str, field: &str, expected: &str, v: &Bound<'_, PyAny>) {
     warn_once(py, Warn::BadField, || {
         format!(
             "{class}.{field} should be {expected}, got {} {}; the field was dropped",

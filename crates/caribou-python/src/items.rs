@@ -1,40 +1,194 @@
-//! `Message`, `ToolExecution`, `Event` and `Grade`: Python classes wrapping the model's items.
+//! `Message`, `ToolExecution`, `Event` and `Grade`: Python classes holding an item of the model.
 //!
-//! Each class is `frozen` and holds the finished `caribou_model` value, converted once at
-//! construction: logging it queues its JSON, written then, on the logging thread, with no Python
-//! work left for later (the exporter thread never touches Python objects, and the item is freed
-//! with its Python object, on the thread that made it). Construction rules for odd
-//! values are in `fields`. Getters convert back to Python on each access (not a hot path).
+//! Each class is `frozen` and holds an [`ItemData`]: the item's JSON, written once when it is
+//! built, and the outcome of the model's checks on it. `log` copies that JSON into the record it
+//! queues (`caribou::TraceHandle::try_log_json`), with no Python work left for later (the
+//! exporter thread never touches Python objects). `Message` and `ToolExecution`, the items of
+//! every LLM call, write their JSON straight from the Python values (`item_json`): their 500
+//! characters of text are escaped from the interpreter's own UTF-8, with no `String`, no
+//! `serde_json::Value` and no map made on the agent's hot path. `Event` and `Grade` are built as
+//! model items first and written from them. The model item of any of them is parsed back from the
+//! JSON only when something asks for it (getters, `to_dict`, `==`, `repr`): not a hot path.
+//! Construction rules for odd values are in `fields` and `convert`.
 
-use pyo3::exceptions::PyTypeError;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
-use caribou_model::{Event, Grade, GradeValue, Item, Message, ToolExecution};
+use caribou::exporter::record_json::{ItemJson, write_item_body};
+use caribou_model::validate::{MessageFields, check_item, check_message, check_tool_execution};
+use caribou_model::{
+    Event, Grade, GradeValue, Item, Limits, Message, ToolExecution, ValidationError,
+};
 
 use crate::convert::{map_to_py, py_str, serde_to_py, str_of, to_py};
-use crate::fields::{opt_amount, opt_count, opt_json, opt_map, opt_str, required_str, type_name};
+use crate::fields::{
+    bad_field, opt_amount, opt_count, opt_json, opt_map, opt_str, required_str, type_name,
+};
+use crate::item_json::{text, text_of, write_map, write_value};
 
 fn json_repr<T: serde::Serialize>(class: &str, value: &T) -> String {
     let body = serde_json::to_string(value).unwrap_or_default();
     format!("{class}({body})")
 }
 
+/// What an item object holds (see the module docs).
+#[derive(Debug)]
+pub struct ItemData {
+    /// The item's JSON, `{"type":..,..}`: what `record_json::write_item_body` writes for it.
+    json: Box<[u8]>,
+    /// The model's checks (`validate::check_item`); an item that fails them is dropped (and
+    /// counted, and warned about) when logged, as before.
+    checked: Result<(), ValidationError>,
+    /// The model item, parsed from `json` on first use.
+    model: OnceLock<Item>,
+    /// The item's `type`, for messages.
+    kind: &'static str,
+}
+
+thread_local! {
+    /// Where an item's JSON is written before it is copied into its exact-size allocation.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl ItemData {
+    /// An item written by `write` (into a reused buffer), with the outcome of its checks.
+    fn written(
+        kind: &'static str,
+        write: impl FnOnce(&mut ItemJson<'_>) -> Result<(), ValidationError>,
+    ) -> PyResult<ItemData> {
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            let mut w = ItemJson::start(buf, kind);
+            let checked = write(&mut w);
+            w.finish();
+            Ok(ItemData {
+                json: Box::from(buf.as_slice()),
+                checked,
+                model: OnceLock::new(),
+                kind,
+            })
+        })
+    }
+
+    /// An item built as a model item first.
+    fn from_item(item: Item) -> PyResult<ItemData> {
+        let mut json = Vec::new();
+        write_item_body(&mut json, &item).map_err(|e| {
+            PyValueError::new_err(format!("cannot encode the {}: {e}", item.kind()))
+        })?;
+        Ok(ItemData {
+            json: json.into_boxed_slice(),
+            checked: check_item(&item, &Limits::DEFAULT),
+            kind: item.kind(),
+            model: OnceLock::from(item),
+        })
+    }
+
+    /// The item's JSON, as `log` sends it.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// Why `log` drops it, if it does.
+    pub fn checked(&self) -> Result<(), &ValidationError> {
+        self.checked.as_ref().map(|_| ())
+    }
+
+    /// Its `type`: `message`, `tool_execution`, `event`, `grade`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The model item (parsed from the JSON the first time).
+    pub fn item(&self) -> PyResult<&Item> {
+        if let Some(item) = self.model.get() {
+            return Ok(item);
+        }
+        let parsed: Item = serde_json::from_slice(&self.json).map_err(|e| {
+            PyValueError::new_err(format!(
+                "caribou could not read back the {} it wrote ({e}); please report this",
+                self.kind
+            ))
+        })?;
+        Ok(self.model.get_or_init(|| parsed))
+    }
+}
+
+impl PartialEq for ItemData {
+    /// Equal items: the same JSON, or the same model item (a dict's keys in another order).
+    fn eq(&self, other: &ItemData) -> bool {
+        self.json == other.json || matches!((self.item(), other.item()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+/// A required text field: a `str` (or a subclass, such as a `StrEnum`), else `TypeError`.
+fn required_text<'a>(class: &str, field: &str, v: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    match v.cast::<PyString>() {
+        Ok(s) => Ok(text(s)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{class}.{field} must be a str, got {}",
+            type_name(v)
+        ))),
+    }
+}
+
+/// An optional text field: `str` as is, anything else as `str(value)`; `None` is absent.
+fn opt_text<'a>(v: Option<&'a Bound<'_, PyAny>>) -> Option<Cow<'a, str>> {
+    v.filter(|v| !v.is_none()).map(text_of)
+}
+
+/// An optional free-JSON field (see `convert::to_json`); `None` is absent.
+fn json_field(w: &mut ItemJson<'_>, key: &str, v: Option<&Bound<'_, PyAny>>) {
+    if let Some(v) = v.filter(|v| !v.is_none()) {
+        write_value(w.key(key), v);
+    }
+}
+
+/// An optional metadata mapping; anything that is not a mapping is dropped and warned about.
+fn map_field(w: &mut ItemJson<'_>, class: &str, key: &str, v: Option<&Bound<'_, PyAny>>) {
+    if let Some(v) = v.filter(|v| !v.is_none()) {
+        let mut written = true;
+        w.optional(key, |out| {
+            written = write_map(out, v);
+            written
+        });
+        if !written {
+            bad_field(v.py(), class, key, "a dict", v);
+        }
+    }
+}
+
+/// The model item of an item object of kind `$variant`.
+macro_rules! model_of {
+    ($data:expr, $variant:ident) => {
+        match $data.item()? {
+            Item::$variant(x) => x,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "caribou holds a {} where a {} belongs; please report this",
+                    other.kind(),
+                    stringify!($variant)
+                )))
+            }
+        }
+    };
+}
+
 /// A chat message (user, assistant, system, tool).
 #[pyclass(name = "Message", module = "caribou", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyMessage {
-    /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Item,
+    /// Read by `log`, which queues the item's JSON.
+    pub data: ItemData,
 }
 
 impl PyMessage {
-    pub fn inner(&self) -> &Message {
-        match &self.item {
-            Item::Message(x) => x,
-            // Only the constructor makes one, always of this kind.
-            _ => unreachable!("a Message holds a Message"),
-        }
+    pub fn inner(&self) -> PyResult<&Message> {
+        Ok(model_of!(self.data, Message))
     }
 }
 
@@ -57,30 +211,54 @@ impl PyMessage {
         cost_usd: Option<&Bound<'_, PyAny>>,
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        Ok(PyMessage {
-            item: Item::Message(Message {
-                role: required_str("Message", "role", role)?,
-                content: opt_json(content),
-                tool_calls: opt_json(tool_calls),
-                tool_call_id: opt_str(tool_call_id),
-                name: opt_str(name),
-                model: opt_str(model),
-                provider: opt_str(provider),
-                input_tokens: opt_count("Message", "input_tokens", input_tokens),
-                output_tokens: opt_count("Message", "output_tokens", output_tokens),
-                cost_usd: opt_amount("Message", "cost_usd", cost_usd),
-                metadata: opt_map("Message", "metadata", metadata),
-            }),
-        })
+        let role = required_text("Message", "role", role)?;
+        let model = opt_text(model);
+        let provider = opt_text(provider);
+        let input_tokens = opt_count("Message", "input_tokens", input_tokens);
+        let output_tokens = opt_count("Message", "output_tokens", output_tokens);
+        let cost_usd = opt_amount("Message", "cost_usd", cost_usd);
+        let data = ItemData::written("message", |w| {
+            // The model's field order (`record_json::write_item_body`).
+            w.str("role", &role);
+            json_field(w, "content", content);
+            json_field(w, "tool_calls", tool_calls);
+            if let Some(v) = opt_text(tool_call_id) {
+                w.str("tool_call_id", &v);
+            }
+            if let Some(v) = opt_text(name) {
+                w.str("name", &v);
+            }
+            if let Some(v) = &model {
+                w.str("model", v);
+            }
+            if let Some(v) = &provider {
+                w.str("provider", v);
+            }
+            w.int("input_tokens", input_tokens);
+            w.int("output_tokens", output_tokens);
+            // Finite by `opt_amount`, so it cannot fail.
+            let _ = w.number("cost_usd", cost_usd);
+            map_field(w, "Message", "metadata", metadata);
+            check_message(
+                MessageFields {
+                    role: &role,
+                    model: model.as_deref(),
+                    provider: provider.as_deref(),
+                    cost_usd,
+                },
+                &Limits::DEFAULT,
+            )
+        })?;
+        Ok(PyMessage { data })
     }
 
     #[getter]
-    fn role(&self) -> &str {
-        &self.inner().role
+    fn role(&self) -> PyResult<&str> {
+        Ok(&self.inner()?.role)
     }
     #[getter]
     fn content<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner()
+        self.inner()?
             .content
             .as_ref()
             .map(|v| to_py(py, v))
@@ -88,43 +266,43 @@ impl PyMessage {
     }
     #[getter]
     fn tool_calls<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner()
+        self.inner()?
             .tool_calls
             .as_ref()
             .map(|v| to_py(py, v))
             .transpose()
     }
     #[getter]
-    fn tool_call_id(&self) -> Option<&str> {
-        self.inner().tool_call_id.as_deref()
+    fn tool_call_id(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.tool_call_id.as_deref())
     }
     #[getter]
-    fn name(&self) -> Option<&str> {
-        self.inner().name.as_deref()
+    fn name(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.name.as_deref())
     }
     #[getter]
-    fn model(&self) -> Option<&str> {
-        self.inner().model.as_deref()
+    fn model(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.model.as_deref())
     }
     #[getter]
-    fn provider(&self) -> Option<&str> {
-        self.inner().provider.as_deref()
+    fn provider(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.provider.as_deref())
     }
     #[getter]
-    fn input_tokens(&self) -> Option<u64> {
-        self.inner().input_tokens
+    fn input_tokens(&self) -> PyResult<Option<u64>> {
+        Ok(self.inner()?.input_tokens)
     }
     #[getter]
-    fn output_tokens(&self) -> Option<u64> {
-        self.inner().output_tokens
+    fn output_tokens(&self) -> PyResult<Option<u64>> {
+        Ok(self.inner()?.output_tokens)
     }
     #[getter]
-    fn cost_usd(&self) -> Option<f64> {
-        self.inner().cost_usd
+    fn cost_usd(&self) -> PyResult<Option<f64>> {
+        Ok(self.inner()?.cost_usd)
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner()
+        self.inner()?
             .metadata
             .as_ref()
             .map(|m| map_to_py(py, m).map(Bound::into_any))
@@ -133,29 +311,25 @@ impl PyMessage {
 
     /// The item as sent to Kestrel (with `"type": "message"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &self.item)
+        serde_to_py(py, self.data.item()?)
     }
 
-    fn __repr__(&self) -> String {
-        json_repr("Message", self.inner())
+    fn __repr__(&self) -> PyResult<String> {
+        Ok(json_repr("Message", self.inner()?))
     }
 }
 
 /// One run of a tool the agent called.
 #[pyclass(name = "ToolExecution", module = "caribou", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyToolExecution {
-    /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Item,
+    /// Read by `log`, which queues the item's JSON.
+    pub data: ItemData,
 }
 
 impl PyToolExecution {
-    pub fn inner(&self) -> &ToolExecution {
-        match &self.item {
-            Item::ToolExecution(x) => x,
-            // Only the constructor makes one, always of this kind.
-            _ => unreachable!("a ToolExecution holds a ToolExecution"),
-        }
+    pub fn inner(&self) -> PyResult<&ToolExecution> {
+        Ok(model_of!(self.data, ToolExecution))
     }
 }
 
@@ -173,30 +347,40 @@ impl PyToolExecution {
         error: Option<&Bound<'_, PyAny>>,
         duration_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        Ok(PyToolExecution {
-            item: Item::ToolExecution(ToolExecution {
-                name: required_str("ToolExecution", "name", name)?,
-                call_id: opt_str(call_id),
-                arguments: opt_json(arguments),
-                result: opt_json(result),
-                requestor: opt_str(requestor),
-                error: error.filter(|e| !e.is_none()).map(error_text),
-                duration_ms: opt_amount("ToolExecution", "duration_ms", duration_ms),
-            }),
-        })
+        let name = required_text("ToolExecution", "name", name)?;
+        let duration_ms = opt_amount("ToolExecution", "duration_ms", duration_ms);
+        let data = ItemData::written("tool_execution", |w| {
+            // The model's field order (`record_json::write_item_body`).
+            w.str("name", &name);
+            if let Some(v) = opt_text(call_id) {
+                w.str("call_id", &v);
+            }
+            json_field(w, "arguments", arguments);
+            json_field(w, "result", result);
+            if let Some(v) = opt_text(requestor) {
+                w.str("requestor", &v);
+            }
+            if let Some(e) = error.filter(|e| !e.is_none()) {
+                w.str("error", &error_text(e));
+            }
+            // Finite by `opt_amount`, so it cannot fail.
+            let _ = w.number("duration_ms", duration_ms);
+            check_tool_execution(&name, duration_ms, &Limits::DEFAULT)
+        })?;
+        Ok(PyToolExecution { data })
     }
 
     #[getter]
-    fn name(&self) -> &str {
-        &self.inner().name
+    fn name(&self) -> PyResult<&str> {
+        Ok(&self.inner()?.name)
     }
     #[getter]
-    fn call_id(&self) -> Option<&str> {
-        self.inner().call_id.as_deref()
+    fn call_id(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.call_id.as_deref())
     }
     #[getter]
     fn arguments<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner()
+        self.inner()?
             .arguments
             .as_ref()
             .map(|v| to_py(py, v))
@@ -204,32 +388,32 @@ impl PyToolExecution {
     }
     #[getter]
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner()
+        self.inner()?
             .result
             .as_ref()
             .map(|v| to_py(py, v))
             .transpose()
     }
     #[getter]
-    fn requestor(&self) -> Option<&str> {
-        self.inner().requestor.as_deref()
+    fn requestor(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.requestor.as_deref())
     }
     #[getter]
-    fn error(&self) -> Option<&str> {
-        self.inner().error.as_deref()
+    fn error(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.error.as_deref())
     }
     #[getter]
-    fn duration_ms(&self) -> Option<f64> {
-        self.inner().duration_ms
+    fn duration_ms(&self) -> PyResult<Option<f64>> {
+        Ok(self.inner()?.duration_ms)
     }
 
     /// The item as sent to Kestrel (with `"type": "tool_execution"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &self.item)
+        serde_to_py(py, self.data.item()?)
     }
 
-    fn __repr__(&self) -> String {
-        json_repr("ToolExecution", self.inner())
+    fn __repr__(&self) -> PyResult<String> {
+        Ok(json_repr("ToolExecution", self.inner()?))
     }
 }
 
@@ -250,19 +434,15 @@ fn error_text(e: &Bound<'_, PyAny>) -> String {
 
 /// A mark on the timeline: a retrieval, a guardrail hit, anything worth noting.
 #[pyclass(name = "Event", module = "caribou", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyEvent {
-    /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Item,
+    /// Read by `log`, which queues the item's JSON.
+    pub data: ItemData,
 }
 
 impl PyEvent {
-    pub fn inner(&self) -> &Event {
-        match &self.item {
-            Item::Event(x) => x,
-            // Only the constructor makes one, always of this kind.
-            _ => unreachable!("a Event holds a Event"),
-        }
+    pub fn inner(&self) -> PyResult<&Event> {
+        Ok(model_of!(self.data, Event))
     }
 }
 
@@ -275,53 +455,52 @@ impl PyEvent {
         data: Option<&Bound<'_, PyAny>>,
         level: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        Ok(PyEvent {
-            item: Item::Event(Event {
-                name: required_str("Event", "name", name)?,
-                data: opt_json(data),
-                level: opt_str(level).unwrap_or_else(|| "info".to_owned()),
-            }),
-        })
+        let data = ItemData::from_item(Item::Event(Event {
+            name: required_str("Event", "name", name)?,
+            data: opt_json(data),
+            level: opt_str(level).unwrap_or_else(|| "info".to_owned()),
+        }))?;
+        Ok(PyEvent { data })
     }
 
     #[getter]
-    fn name(&self) -> &str {
-        &self.inner().name
+    fn name(&self) -> PyResult<&str> {
+        Ok(&self.inner()?.name)
     }
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner().data.as_ref().map(|v| to_py(py, v)).transpose()
+        self.inner()?
+            .data
+            .as_ref()
+            .map(|v| to_py(py, v))
+            .transpose()
     }
     #[getter]
-    fn level(&self) -> &str {
-        &self.inner().level
+    fn level(&self) -> PyResult<&str> {
+        Ok(&self.inner()?.level)
     }
 
     /// The item as sent to Kestrel (with `"type": "event"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &self.item)
+        serde_to_py(py, self.data.item()?)
     }
 
-    fn __repr__(&self) -> String {
-        json_repr("Event", self.inner())
+    fn __repr__(&self) -> PyResult<String> {
+        Ok(json_repr("Event", self.inner()?))
     }
 }
 
 /// A score for a rollout: a reward, a correctness flag, a label.
 #[pyclass(name = "Grade", module = "caribou", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyGrade {
-    /// Read by `log`, which queues the item's JSON (not the item).
-    pub item: Item,
+    /// Read by `log`, which queues the item's JSON.
+    pub data: ItemData,
 }
 
 impl PyGrade {
-    pub fn inner(&self) -> &Grade {
-        match &self.item {
-            Item::Grade(x) => x,
-            // Only the constructor makes one, always of this kind.
-            _ => unreachable!("a Grade holds a Grade"),
-        }
+    pub fn inner(&self) -> PyResult<&Grade> {
+        Ok(model_of!(self.data, Grade))
     }
 }
 
@@ -336,40 +515,39 @@ impl PyGrade {
         grader: Option<&Bound<'_, PyAny>>,
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        Ok(PyGrade {
-            item: Item::Grade(Grade {
-                name: required_str("Grade", "name", name)?,
-                value: grade_value(value)?,
-                comment: opt_str(comment),
-                grader: opt_str(grader),
-                metadata: opt_map("Grade", "metadata", metadata),
-            }),
-        })
+        let data = ItemData::from_item(Item::Grade(Grade {
+            name: required_str("Grade", "name", name)?,
+            value: grade_value(value)?,
+            comment: opt_str(comment),
+            grader: opt_str(grader),
+            metadata: opt_map("Grade", "metadata", metadata),
+        }))?;
+        Ok(PyGrade { data })
     }
 
     #[getter]
-    fn name(&self) -> &str {
-        &self.inner().name
+    fn name(&self) -> PyResult<&str> {
+        Ok(&self.inner()?.name)
     }
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match &self.inner().value {
+        Ok(match &self.inner()?.value {
             GradeValue::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
             GradeValue::Number(x) => x.into_pyobject(py)?.into_any(),
             GradeValue::Label(s) => PyString::new(py, s).into_any(),
         })
     }
     #[getter]
-    fn comment(&self) -> Option<&str> {
-        self.inner().comment.as_deref()
+    fn comment(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.comment.as_deref())
     }
     #[getter]
-    fn grader(&self) -> Option<&str> {
-        self.inner().grader.as_deref()
+    fn grader(&self) -> PyResult<Option<&str>> {
+        Ok(self.inner()?.grader.as_deref())
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner()
+        self.inner()?
             .metadata
             .as_ref()
             .map(|m| map_to_py(py, m).map(Bound::into_any))
@@ -378,11 +556,11 @@ impl PyGrade {
 
     /// The item as sent to Kestrel (with `"type": "grade"`).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &self.item)
+        serde_to_py(py, self.data.item()?)
     }
 
-    fn __repr__(&self) -> String {
-        json_repr("Grade", self.inner())
+    fn __repr__(&self) -> PyResult<String> {
+        Ok(json_repr("Grade", self.inner()?))
     }
 }
 
@@ -410,20 +588,20 @@ fn grade_value(v: &Bound<'_, PyAny>) -> PyResult<GradeValue> {
     )))
 }
 
-/// Runs `f` on the model item of any of the four item classes (borrowed: the Python object stays
-/// usable, and the item is immutable); `None` for any other object.
-pub fn with_item<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&Item) -> R) -> Option<R> {
+/// The [`ItemData`] of any of the four item classes (borrowed: the Python object stays usable,
+/// and the item is immutable); `None` for any other object.
+pub fn with_item<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&ItemData) -> R) -> Option<R> {
     if let Ok(m) = obj.cast::<PyMessage>() {
-        return Some(f(&m.get().item));
+        return Some(f(&m.get().data));
     }
     if let Ok(t) = obj.cast::<PyToolExecution>() {
-        return Some(f(&t.get().item));
+        return Some(f(&t.get().data));
     }
     if let Ok(e) = obj.cast::<PyEvent>() {
-        return Some(f(&e.get().item));
+        return Some(f(&e.get().data));
     }
     if let Ok(g) = obj.cast::<PyGrade>() {
-        return Some(f(&g.get().item));
+        return Some(f(&g.get().data));
     }
     None
 }

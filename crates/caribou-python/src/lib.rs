@@ -1,7 +1,7 @@
 //! `caribou._caribou`: the Python bindings of the Caribou SDK.
 //!
 //! The public package is `python/caribou/` (built by maturin); this extension is private to it.
-//! Bindings stay thin: every Python class wraps a Rust value (`PyMessage { item: Item }`),
+//! Bindings stay thin: every Python class wraps a Rust value (an item class holds its item's JSON, `items::ItemData`),
 //! and the logic (queueing, batching, sending, retries, fork safety) lives once, in the
 //! `caribou` crate. What must be Python lives in the package: the ContextVar of the current
 //! trace (read and set from here through its bound methods), `atexit` and `os.register_at_fork`
@@ -10,7 +10,8 @@
 //! Modules: [`items`] (the four item classes), [`status`] (`RolloutStatus`), [`scope`] (the
 //! current trace and the logging calls), [`trace_run`] (the context manager), [`exporter`]
 //! (configure, flush, shutdown, fork), [`client`] (the Kestrel API client), [`convert`] and
-//! [`fields`] (reading Python values), [`warn`] (warn once, count the rest).
+//! [`fields`] (reading Python values), [`item_json`] (Python values written straight to JSON),
+//! [`warn`] (warn once, count the rest).
 //!
 //! Invariant: no logging call raises into the agent; constructors raise `TypeError` only for a
 //! required field of the wrong type.
@@ -21,6 +22,7 @@ mod client;
 mod convert;
 mod exporter;
 mod fields;
+mod item_json;
 mod items;
 mod scope;
 mod status;

@@ -186,7 +186,9 @@ pub fn add_tags(py: Python<'_>, tags: &Bound<'_, PyTuple>) {
 fn log_on(py: Python<'_>, h: &TraceHandle, item: &Bound<'_, PyAny>) {
     // The core validates once, counts the drop and tells us why, so the Python user hears of it.
     // With logging off it does nothing (not even writing the item's JSON) and returns `Ok`.
-    let Some((kind, logged)) = with_item(item, |it| (it.kind(), h.try_log_ref(it))) else {
+    let Some((kind, logged)) = with_item(item, |it| {
+        (it.kind(), h.try_log_json(it.json(), it.checked()))
+    }) else {
         if !caribou::is_enabled() {
             return; // a no-op, also for a value that is not an item
         }

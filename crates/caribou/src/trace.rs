@@ -167,6 +167,35 @@ impl TraceHandle {
         outcome
     }
 
+    /// [`TraceHandle::try_log_ref`] for an item its caller already wrote as JSON (`body`, as
+    /// `exporter::record_json::ItemJson` writes it) and checked with `validate::check_item`'s
+    /// rules (`checked`: the outcome, kept with the item). The Python binding writes each item's
+    /// JSON once, when the item is built, straight from the Python values: logging it then only
+    /// copies that JSON into its record.
+    pub fn try_log_json(
+        &self,
+        body: &[u8],
+        checked: Result<(), &ValidationError>,
+    ) -> Result<(), ValidationError> {
+        let key = &self.inner.key;
+        let mut outcome = Ok(());
+        with_exporter(|exporter| {
+            let (id, ts) = new_id_and_ts();
+            let checked = key
+                .check()
+                .and_then(|()| check_ts("ts", ts))
+                .and_then(|()| checked.map_err(Clone::clone));
+            match checked {
+                Ok(()) => exporter.enqueue_item_json(id, ts, key, body),
+                Err(e) => {
+                    exporter.count_invalid(&e);
+                    outcome = Err(e);
+                }
+            }
+        });
+        outcome
+    }
+
     /// Sets the trace's status (the newest wins); also the status `close` uses by default.
     pub fn set_status(&self, status: RolloutStatus) {
         self.inner

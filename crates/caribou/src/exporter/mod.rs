@@ -41,7 +41,7 @@
 
 mod batch;
 mod queue;
-mod record_json;
+pub mod record_json;
 mod sender;
 pub mod spool;
 mod transport;
@@ -138,6 +138,11 @@ impl Exporter {
         item: &caribou_model::Item,
     ) {
         self.enqueue_written(Queued::item(id, ts, turn, item));
+    }
+
+    /// Writes an item record of `turn` around the item's JSON `body` and queues it.
+    pub fn enqueue_item_json(&self, id: uuid::Uuid, ts: i64, turn: &TurnKey, body: &[u8]) {
+        self.enqueue_written(Queued::item_json(id, ts, turn, body));
     }
 
     /// Writes a `trace_open` from its parts and queues it (see [`Exporter::enqueue`]).

@@ -90,6 +90,14 @@ impl Queued {
         Queued::encode(|buf| super::record_json::write_item(buf, id, ts, &turn.json, item))
     }
 
+    /// An item record of `turn` around the item's JSON `body` (see `record_json::ItemJson`).
+    pub fn item_json(id: Uuid, ts: i64, turn: &TurnKey, body: &[u8]) -> serde_json::Result<Queued> {
+        Queued::encode(|buf| {
+            super::record_json::write_item_json(buf, id, ts, &turn.json, body);
+            Ok(())
+        })
+    }
+
     /// A `trace_open` written from its parts.
     pub fn open(open: &super::record_json::OpenRecord<'_>) -> serde_json::Result<Queued> {
         Queued::encode(|buf| super::record_json::write_open(buf, open))

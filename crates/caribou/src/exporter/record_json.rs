@@ -195,10 +195,31 @@ impl TurnJson {
 
 /// Writes `{"kind":"item","id":..,"trace_id":..,"ts":..,"turn_id":..,"item":{..}}`.
 pub fn write_item(out: &mut Vec<u8>, id: Uuid, ts: i64, turn: &TurnJson, item: &Item) -> Result {
+    item_head(out, id, ts, turn);
+    write_item_body(out, item)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// [`write_item`] for an item already written as its JSON (`body`: what [`write_item_body`]
+/// writes, e.g. by an [`ItemJson`]), copied as it is.
+pub fn write_item_json(out: &mut Vec<u8>, id: Uuid, ts: i64, turn: &TurnJson, body: &[u8]) {
+    item_head(out, id, ts, turn);
+    out.extend_from_slice(body);
+    out.push(b'}');
+}
+
+/// An item record up to its `"item":`.
+fn item_head(out: &mut Vec<u8>, id: Uuid, ts: i64, turn: &TurnJson) {
     let mut o = head_of_turn(out, "item", id, turn, ts);
     o.key("turn_id");
     o.out.extend_from_slice(&turn.turn_id);
     o.key("item");
+}
+
+/// Writes an item's own JSON: `{"type":..,..}`, the `item` of its record.
+pub fn write_item_body(out: &mut Vec<u8>, item: &Item) -> Result {
+    let mut o = Object { out };
     match item {
         Item::Message(m) => {
             let Message {
@@ -274,8 +295,65 @@ pub fn write_item(out: &mut Vec<u8>, id: Uuid, ts: i64, turn: &TurnJson, item: &
             o.map("metadata", metadata)?;
         }
     }
-    o.out.extend_from_slice(b"}}");
+    o.out.push(b'}');
     Ok(())
+}
+
+/// An item's JSON written field by field by a caller that does not build the model's item (the
+/// Python binding writes it straight from the Python values). The caller writes the fields of
+/// [`write_item_body`]'s arm for its kind, in that order, skipping absent ones; the result is
+/// then the same bytes (the binding's tests compare what Kestrel stores).
+#[derive(Debug)]
+pub struct ItemJson<'a> {
+    object: Object<'a>,
+}
+
+impl<'a> ItemJson<'a> {
+    /// Starts `{"type":"<type_tag>"`; `type_tag` is the item's `type` (`message`, ...).
+    pub fn start(out: &'a mut Vec<u8>, type_tag: &str) -> ItemJson<'a> {
+        out.extend_from_slice(br#"{"type":""#);
+        out.extend_from_slice(type_tag.as_bytes());
+        out.push(b'"');
+        ItemJson {
+            object: Object { out },
+        }
+    }
+
+    /// `,"key":` and the buffer, for the caller to write the value.
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        self.object.key(key);
+        self.object.out
+    }
+
+    /// A field whose value `write` writes; if it returns false the field is left out (nothing of
+    /// it stays written).
+    pub fn optional(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let start = self.object.out.len();
+        self.object.key(key);
+        if !write(self.object.out) {
+            self.object.out.truncate(start);
+        }
+    }
+
+    /// A string field.
+    pub fn str(&mut self, key: &str, value: &str) {
+        self.object.str(key, value);
+    }
+
+    /// An integer field, skipped when `None`.
+    pub fn int(&mut self, key: &str, value: Option<u64>) {
+        self.object.int(key, value);
+    }
+
+    /// A number field, skipped when `None`.
+    pub fn number(&mut self, key: &str, value: Option<f64>) -> Result {
+        self.object.number(key, value)
+    }
+
+    /// Closes the object.
+    pub fn finish(self) {
+        self.object.out.push(b'}');
+    }
 }
 
 /// Each byte value's two lowercase hex digits.
@@ -310,6 +388,7 @@ fn quoted_uuid(id: Uuid) -> [u8; 38] {
 
 /// An object's fields after its first: each `,"key":value`, absent ones skipped (as the model's
 /// `skip_serializing_if` does).
+#[derive(Debug)]
 struct Object<'a> {
     out: &'a mut Vec<u8>,
 }
@@ -408,6 +487,51 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&ours),
             String::from_utf8_lossy(&theirs)
+        );
+    }
+
+    /// The same item record from the model item, and from its body written first (as the
+    /// Python binding does), and the body as `ItemJson` writes it field by field.
+    #[test]
+    fn an_item_written_beforehand_makes_the_same_record() {
+        let (id, ts) = crate::ids::new_id_and_ts();
+        let turn = TurnJson::new("trc_1", crate::ids::new_id_and_ts().0);
+        let message = item(
+            json!({"type": "message", "role": "assistant", "content": [{"text": "a\"b"}],
+            "model": "m", "output_tokens": 3, "cost_usd": 0.25, "metadata": {"k": [1, 2.5, null]}}),
+        );
+        let tool = item(
+            json!({"type": "tool_execution", "name": "search", "result": "x", "duration_ms": 1e-7}),
+        );
+        for it in [&message, &tool] {
+            let mut whole = Vec::new();
+            write_item(&mut whole, id, ts, &turn, it).unwrap();
+            let mut body = Vec::new();
+            write_item_body(&mut body, it).unwrap();
+            let mut spliced = Vec::new();
+            write_item_json(&mut spliced, id, ts, &turn, &body);
+            assert_eq!(
+                String::from_utf8_lossy(&spliced),
+                String::from_utf8_lossy(&whole)
+            );
+        }
+        let mut by_fields = Vec::new();
+        let mut w = ItemJson::start(&mut by_fields, "message");
+        w.str("role", "assistant");
+        write_str(w.key("content"), "x");
+        w.int("input_tokens", None);
+        w.int("output_tokens", Some(3));
+        w.number("cost_usd", Some(0.25)).unwrap();
+        w.finish();
+        let mut body = Vec::new();
+        let expected = item(
+            json!({"type": "message", "role": "assistant", "content": "x",
+            "output_tokens": 3, "cost_usd": 0.25}),
+        );
+        write_item_body(&mut body, &expected).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&by_fields),
+            String::from_utf8_lossy(&body)
         );
     }
 
