@@ -22,7 +22,7 @@ use caribou_model::{
     TagsRecord, ValidationError,
 };
 
-use crate::exporter::{OpenRecord, TurnKey};
+use crate::exporter::{Exporter, OpenRecord, TurnKey};
 use crate::global::{enqueue_record, with_config_and_exporter, with_exporter};
 use crate::ids::{new_id_and_ts, new_ids, trace_id_of};
 
@@ -148,23 +148,10 @@ impl TraceHandle {
     /// the queued record is its JSON, so the item itself stays with the caller and is freed on the
     /// caller's thread.
     pub fn try_log_ref(&self, item: &Item) -> Result<(), ValidationError> {
-        let key = &self.inner.key;
-        let mut outcome = Ok(());
-        with_exporter(|exporter| {
-            let (id, ts) = new_id_and_ts();
-            let checked = key
-                .check()
-                .and_then(|()| check_ts("ts", ts))
-                .and_then(|()| check_item(item, &Limits::DEFAULT));
-            match checked {
-                Ok(()) => exporter.enqueue_item(id, ts, key, item),
-                Err(e) => {
-                    exporter.count_invalid(&e);
-                    outcome = Err(e);
-                }
-            }
-        });
-        outcome
+        self.log_checked(
+            || check_item(item, &Limits::DEFAULT),
+            |exporter, id, ts, key| exporter.enqueue_item(id, ts, key, item),
+        )
     }
 
     /// [`TraceHandle::try_log_ref`] for an item its caller already wrote as JSON (`body`, as
@@ -177,6 +164,19 @@ impl TraceHandle {
         body: &[u8],
         checked: Result<(), &ValidationError>,
     ) -> Result<(), ValidationError> {
+        self.log_checked(
+            || checked.map_err(Clone::clone),
+            |exporter, id, ts, key| exporter.enqueue_item_json(id, ts, key, body),
+        )
+    }
+
+    /// Checks the turn, a new record's time and the item (`check_item`), then queues the item's
+    /// record with `enqueue`; a failed check is counted as a drop and returned.
+    fn log_checked(
+        &self,
+        check_item: impl FnOnce() -> Result<(), ValidationError>,
+        enqueue: impl FnOnce(&Exporter, uuid::Uuid, i64, &TurnKey),
+    ) -> Result<(), ValidationError> {
         let key = &self.inner.key;
         let mut outcome = Ok(());
         with_exporter(|exporter| {
@@ -184,9 +184,9 @@ impl TraceHandle {
             let checked = key
                 .check()
                 .and_then(|()| check_ts("ts", ts))
-                .and_then(|()| checked.map_err(Clone::clone));
+                .and_then(|()| check_item());
             match checked {
-                Ok(()) => exporter.enqueue_item_json(id, ts, key, body),
+                Ok(()) => enqueue(exporter, id, ts, key),
                 Err(e) => {
                     exporter.count_invalid(&e);
                     outcome = Err(e);
