@@ -40,11 +40,12 @@ fn json_repr<T: serde::Serialize>(class: &str, value: &T) -> String {
 pub struct ItemData {
     /// The item's JSON, `{"type":..,..}`: what `record_json::write_item_body` writes for it.
     json: Box<[u8]>,
-    /// The model's checks (`validate::check_item`); an item that fails them is dropped (and
-    /// counted, and warned about) when logged, as before.
-    checked: Result<(), ValidationError>,
+    /// Why the model's checks (`validate::check_item`) refuse it, if they do: such an item is
+    /// dropped (and counted, and warned about) when logged, as before. Boxed, like `model`: the
+    /// object is moved a few times while pyo3 makes it, so it is kept small.
+    invalid: Option<Box<ValidationError>>,
     /// The model item, parsed from `json` on first use.
-    model: OnceLock<Item>,
+    model: OnceLock<Box<Item>>,
     /// The item's `type`, for messages.
     kind: &'static str,
 }
@@ -67,7 +68,7 @@ impl ItemData {
             w.finish();
             Ok(ItemData {
                 json: Box::from(buf.as_slice()),
-                checked,
+                invalid: checked.err().map(Box::new),
                 model: OnceLock::new(),
                 kind,
             })
@@ -82,9 +83,9 @@ impl ItemData {
         })?;
         Ok(ItemData {
             json: json.into_boxed_slice(),
-            checked: check_item(&item, &Limits::DEFAULT),
+            invalid: check_item(&item, &Limits::DEFAULT).err().map(Box::new),
             kind: item.kind(),
-            model: OnceLock::from(item),
+            model: OnceLock::from(Box::new(item)),
         })
     }
 
@@ -95,7 +96,10 @@ impl ItemData {
 
     /// Why `log` drops it, if it does.
     pub fn checked(&self) -> Result<(), &ValidationError> {
-        self.checked.as_ref().map(|_| ())
+        match &self.invalid {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Its `type`: `message`, `tool_execution`, `event`, `grade`.
@@ -114,7 +118,7 @@ impl ItemData {
                 self.kind
             ))
         })?;
-        Ok(self.model.get_or_init(|| parsed))
+        Ok(self.model.get_or_init(|| Box::new(parsed)))
     }
 }
 
