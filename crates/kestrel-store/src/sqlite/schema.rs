@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_max_record_id.sql"),
     include_str!("migrations/0006_sort_bounds.sql"),
     include_str!("migrations/0007_fts_merge.sql"),
+    include_str!("migrations/0008_sort_indexes.sql"),
 ];
 
 /// The version that added the search side tables: data written before gets them filled then.

@@ -11,13 +11,13 @@
 //! `grade_desc`/`grade_asc` order by the trace's latest numeric grade of one name; traces without
 //! one come last.
 //!
-//! Cost: newest/oldest and the grade sorts first try a bounded walk of an ordered index that stops
-//! at the page (see [`list_traces`]), so a query matching a fair share of traces reads about
-//! `limit / share` rows whatever the store's size. Newest-first queries led by a rare term (a word,
-//! tag, metadata value...) walk that term's matches newest first and stop at the page too
+//! Cost: every order first tries a bounded walk of an ordered index that stops at the page (see
+//! [`list_traces`]; the time indexes, the grades' index, and those of cost, duration and tokens
+//! of migration 0008), so a query matching a fair share of traces reads about `limit / share`
+//! rows whatever the store's size. Newest-first queries led by a rare term (a word, tag,
+//! metadata value...) walk that term's matches newest first and stop at the page too
 //! (`lead_walk`). Other queries matching few traces go to SQLite's plan (an index on the rarest
-//! term, then a sort), whose cost grows with the number of matches. The other sorts (cost,
-//! duration, tokens) have no index: they read every matching trace.
+//! term, then a sort), whose cost grows with the number of matches.
 
 use caribou_model::api::{
     GradeSummary, ItemPage, Page, TraceDetail, TraceFilter, TraceSort, TraceSummary, Turn,
@@ -558,9 +558,27 @@ fn min_chunk(
         .unwrap_or(0))
 }
 
-/// The window of a grade walk: SQL selecting `id` and the grade sorts' key as `v` of at most
-/// `walk.rows` graded traces in the list's order, from just after the cursor. `None` when there is
-/// nothing to walk (other orders, or a cursor past the graded traces).
+/// The cost, duration and token orders' keys on bare `traces` (the same as `order`'s, without
+/// the alias), and their indexes: written exactly as in migration 0008, since SQLite uses an
+/// index on an expression only for that expression (`INDEXED BY` makes a mismatch an error).
+const KEY_INDEXES: [(TraceSort, &str, &str); 3] = [
+    (TraceSort::CostDesc, "cost_usd", "traces_by_cost"),
+    (
+        TraceSort::DurationDesc,
+        "COALESCE(ended_at - started_at, -1)",
+        "traces_by_duration",
+    ),
+    (
+        TraceSort::TokensDesc,
+        "(input_tokens + output_tokens)",
+        "traces_by_tokens",
+    ),
+];
+
+/// The window of a walk of the grade, cost, duration or token order: SQL selecting `id` and the
+/// order's key as `v` of at most `walk.rows` traces in the list's order (for the grade orders,
+/// graded ones), from just after the cursor. `None` when there is nothing to walk (the time
+/// orders, which walk differently, or a cursor past the graded traces).
 fn window(
     sql: &mut Sql,
     filter: &TraceFilter,
@@ -602,15 +620,33 @@ fn window(
                  ORDER BY g.value_num {dir}, g.trace_rowid {dir} LIMIT {rows}"
             )))
         }
-        _ => Ok(None),
+        sort => {
+            let Some((_, key, index)) = KEY_INDEXES.iter().find(|(s, _, _)| *s == sort) else {
+                return Ok(None);
+            };
+            let mut scope = "1".to_owned();
+            if let Some((k, id)) = after {
+                let k = sql.bind(k.clone());
+                let eq = if order.desc { "<=" } else { ">=" };
+                scope = format!(
+                    "{key} {eq} {k} AND ({key} {op} {k} OR id {op} {})",
+                    sql.bind(*id)
+                );
+            }
+            Ok(Some(format!(
+                "SELECT id, {key} AS v FROM traces INDEXED BY {index} WHERE {scope}
+                 ORDER BY {key} {dir}, id {dir} LIMIT {rows}"
+            )))
+        }
     }
 }
 
 /// Lists traces matching the filter and `q`, one page in the filter's order.
 ///
 /// Two ways to a page, both exact:
-/// - a walk (newest/oldest and the grade sorts): read candidates in the list's order from an
-///   index (`traces_by_time`, `traces_by_project`, `grades_by_value`), test the condition on
+/// - a walk (every order): read candidates in the list's order from an index
+///   (`traces_by_time`, `traces_by_project`, `grades_by_value`, `traces_by_cost`,
+///   `traces_by_duration`, `traces_by_tokens`), test the condition on
 ///   each (side tables probed by primary key) and stop at `limit + 1` matches. A query matching
 ///   many traces is answered after reading about `limit / share` rows whatever the store's size.
 ///   The walk reads a bounded window; when the window holds fewer than `limit + 1` matches the
@@ -625,35 +661,30 @@ pub(crate) fn list_traces(
     q: Option<&Query>,
 ) -> Result<Page<TraceSummary>> {
     let limit = page_limit(filter.limit)?;
-    let walkable = matches!(
-        filter.sort,
-        TraceSort::Newest | TraceSort::Oldest | TraceSort::GradeDesc | TraceSort::GradeAsc
-    );
     let mut rows = None;
-    if walkable {
-        let mut window = (WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
-        let max = (MAX_WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
-        loop {
-            let Some((found, complete)) =
-                select_rows(conn, filter, q, None, limit, Some(Walk { rows: window }))?
-            else {
-                return Ok(Page {
-                    data: Vec::new(),
-                    next_cursor: None,
-                });
-            };
-            if found.len() > limit || complete {
-                rows = Some(found);
-                break;
-            }
-            // Too few matches in the window: widen it once if the share seen says a wider
-            // window would likely fill the page, else ask the planner.
-            let needed = (limit + 1) * window * 2 / found.len().max(1);
-            if found.is_empty() || window >= max || needed > max {
-                break;
-            }
-            window = needed;
+    // Every order walks an index first (time, grades, or migration 0008's).
+    let mut window = (WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
+    let max = (MAX_WALK_PER_ROW * (limit + 1)).max(MIN_WALK);
+    loop {
+        let Some((found, complete)) =
+            select_rows(conn, filter, q, None, limit, Some(Walk { rows: window }))?
+        else {
+            return Ok(Page {
+                data: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        if found.len() > limit || complete {
+            rows = Some(found);
+            break;
         }
+        // Too few matches in the window: widen it once if the share seen says a wider
+        // window would likely fill the page, else ask the planner.
+        let needed = (limit + 1) * window * 2 / found.len().max(1);
+        if found.is_empty() || window >= max || needed > max {
+            break;
+        }
+        window = needed;
     }
     // The walk did not settle it: the query's rarest conjunct, where the next two ways start.
     let driver = match (&rows, q) {

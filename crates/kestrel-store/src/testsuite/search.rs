@@ -668,8 +668,9 @@ pub async fn aggregates_match_the_generated_figures(store: &dyn Store) {
 }
 
 /// Lists over thousands of traces give the same pages whichever way a store finds them (a walk in
-/// time order that stops at the page, a wider walk, or an index lookup then a sort): queries
-/// matching 10%, 2% and 0.2% of 3,000 traces, both time orders, several page sizes, ties in time.
+/// order that stops at the page, a wider walk, or an index lookup then a sort): queries
+/// matching 10%, 2% and 0.2% of 3,000 traces, both time orders and the orders by cost, tokens and
+/// duration, several page sizes, ties in time and in each key.
 pub async fn large_lists_page_exactly(store: &dyn Store) {
     const TRACES: usize = 3_000;
     let name = |i: usize| format!("big-{i:04}");
@@ -686,12 +687,15 @@ pub async fn large_lists_page_exactly(store: &dyn Store) {
         if i % 500 == 0 {
             records.push(tags(&trace, t + 1, &["rare"]));
         }
+        // Cost, tokens and duration with many ties, for the orders by them.
+        let (input, output, cost) = key_figures(i);
+        records.push(msg(&trace, t + 1, input, output, cost));
         let st = if i % 10 == 0 {
             RolloutStatus::Error
         } else {
             RolloutStatus::Completed
         };
-        records.push(close(&trace, t + 2, turn, Some(st)));
+        records.push(close(&trace, t + 2 + duration_s(i), turn, Some(st)));
     }
     for chunk in records.chunks(3_000) {
         ingest(store, chunk.to_vec()).await;
@@ -724,7 +728,45 @@ pub async fn large_lists_page_exactly(store: &dyn Store) {
                 }
             }
         }
+        // Highest first, ties broken by storage order, newest stored first.
+        type KeyOf = fn(usize) -> f64;
+        let keyed: [(TraceSort, KeyOf); 3] = [
+            (TraceSort::CostDesc, |i| key_figures(i).2),
+            (TraceSort::TokensDesc, |i| {
+                let (input, output, _) = key_figures(i);
+                (input + output) as f64
+            }),
+            (TraceSort::DurationDesc, |i| duration_s(i) as f64),
+        ];
+        for (sort, key) in keyed {
+            let mut want: Vec<usize> = (0..TRACES).filter(|i| f(*i)).collect();
+            want.sort_by(|a, b| key(*b).total_cmp(&key(*a)).then(b.cmp(a)));
+            let want: Vec<String> = want.into_iter().map(name).collect();
+            for limit in [7, 50, 1000] {
+                for project in [None, Some("big".to_owned())] {
+                    let filter = TraceFilter {
+                        q: (!q.is_empty()).then(|| q.to_owned()),
+                        sort,
+                        limit: Some(limit),
+                        project,
+                        ..TraceFilter::default()
+                    };
+                    let got = ids(&list_all(store, &filter).await);
+                    assert_eq!(got, want, "{q:?} {sort:?} limit {limit}");
+                }
+            }
+        }
     }
+}
+
+/// Tokens in and out and cost of trace `i` of [`large_lists_page_exactly`] (many ties).
+fn key_figures(i: usize) -> (u64, u64, f64) {
+    ((i % 13) as u64, (i % 7) as u64, (i % 11) as f64 * 0.5)
+}
+
+/// How many seconds after its opening (plus 2) trace `i` of [`large_lists_page_exactly`] closes.
+fn duration_s(i: usize) -> i64 {
+    (i % 5) as i64
 }
 
 /// A message item whose text is `text`.
