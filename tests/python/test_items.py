@@ -129,6 +129,26 @@ def test_content_shapes_convert_to_json() -> None:
     assert isinstance(json.dumps(Message(role="user", content=cyclic).content), str)
 
 
+class MakesAnItem:
+    """A value whose text is made by building another item (while the first is being written)."""
+
+    def __str__(self) -> str:
+        inner = Message(role="inner", content=["deep", {"k": MakesNothing()}])
+        return json.dumps(inner.content)
+
+
+class MakesNothing:
+    def __str__(self) -> str:
+        return "leaf"
+
+
+def test_an_item_built_while_another_is_written() -> None:
+    m = Message(role="user", content={"a": MakesAnItem(), "b": "after"})
+    assert m.content == {"a": '["deep", {"k": "leaf"}]', "b": "after"}
+    t = ToolExecution(name="f", result=[MakesAnItem(), 1])
+    assert t.result == ['["deep", {"k": "leaf"}]', 1]
+
+
 def test_required_fields_of_the_wrong_type_raise_type_error() -> None:
     with pytest.raises(TypeError, match="Message.role must be a str"):
         Message(role=None)  # type: ignore[arg-type]

@@ -60,18 +60,24 @@ impl ItemData {
     fn written(
         kind: &'static str,
         write: impl FnOnce(&mut ItemJson<'_>) -> Result<(), ValidationError>,
-    ) -> PyResult<ItemData> {
-        SCRATCH.with_borrow_mut(|buf| {
+    ) -> ItemData {
+        let make = |buf: &mut Vec<u8>| {
             buf.clear();
             let mut w = ItemJson::start(buf, kind);
             let checked = write(&mut w);
             w.finish();
-            Ok(ItemData {
+            ItemData {
                 json: Box::from(buf.as_slice()),
                 invalid: checked.err().map(Box::new),
                 model: OnceLock::new(),
                 kind,
-            })
+            }
+        };
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => make(&mut buf),
+            // Built while another is being written: a value's `__str__` or `model_dump` made an
+            // item. That one gets a buffer of its own.
+            Err(_) => make(&mut Vec::new()),
         })
     }
 
@@ -252,7 +258,7 @@ impl PyMessage {
                 },
                 &Limits::DEFAULT,
             )
-        })?;
+        });
         Ok(PyMessage { data })
     }
 
@@ -370,7 +376,7 @@ impl PyToolExecution {
             // Finite by `opt_amount`, so it cannot fail.
             let _ = w.number("duration_ms", duration_ms);
             check_tool_execution(&name, duration_ms, &Limits::DEFAULT)
-        })?;
+        });
         Ok(PyToolExecution { data })
     }
 
