@@ -8,9 +8,10 @@ For each size: a fresh release Kestrel, loaded through its ingest API with reali
 (``gen.py``; 70% of them in one training run of 100 steps, the rest in a prod project) plus one
 trace of 30,000 items; then, once the full-text index caught up, each query is timed ``--repeat``
 times over HTTP (first 50 traces, the API's default page): the search-language examples, the
-run's per-step aggregates, and opening the 30,000-item trace (its first page of items; the whole
-trace both as received and as parsed by this Python client, which takes most of the latter). Prints a latency table per size and
-a growth table across sizes (p50 latency, load rate, index catch-up, disk use).
+run's per-step aggregates, the lists by reward, cost, duration and tokens, and opening the
+30,000-item trace (its first page of items; the whole trace both as received and as parsed by
+this Python client, which takes most of the latter). Prints a latency table per size and a
+growth table across sizes (p50 latency, load rate, index catch-up, disk use).
 
 ``--data-dir DIR`` keeps each size's data in ``DIR/<size>`` (with ``bench-query.json``: the run id,
 the big trace's id, the load figures) instead of a temporary folder; with ``--reuse`` a size whose
@@ -148,6 +149,9 @@ def one_size(items: int, repeat: int, clients: int, data_root: Optional[Path], r
         rows.append(("run per-step aggregates (100 steps)", p50, p95, f"{count(ans)} steps"))
         p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"run_id": run_id, "sort": "grade_desc"}), repeat)
         rows.append(("run's traces by reward (top 50)", p50, p95, f"{count(ans)} traces"))
+        for sort, what in [("cost_desc", "cost"), ("duration_desc", "duration"), ("tokens_desc", "tokens")]:
+            p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"sort": sort}), repeat)
+            rows.append((f"all traces by {what} (top 50)", p50, p95, f"{count(ans)} traces"))
         try:
             p50, p95, ans = timed(url, f"/api/v1/traces/{big_id}/items?limit=500", repeat)
             rows.append(("open a 30,000-item trace: first page of 500 items", p50, p95, f"{count(ans)} items"))
