@@ -152,6 +152,9 @@ def one_size(items: int, repeat: int, clients: int, data_root: Optional[Path], r
         for sort, what in [("cost_desc", "cost"), ("duration_desc", "duration"), ("tokens_desc", "tokens")]:
             p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"sort": sort}), repeat)
             rows.append((f"all traces by {what} (top 50)", p50, p95, f"{count(ans)} traces"))
+        # The project page's sort buttons: the same lists within a project.
+        p50, p95, ans = timed(url, "/api/v1/traces?" + urllib.parse.urlencode({"sort": "cost_desc", "project": "bench"}), repeat)
+        rows.append(("a project's traces by cost (top 50)", p50, p95, f"{count(ans)} traces"))
         try:
             p50, p95, ans = timed(url, f"/api/v1/traces/{big_id}/items?limit=500", repeat)
             rows.append(("open a 30,000-item trace: first page of 500 items", p50, p95, f"{count(ans)} items"))

@@ -387,7 +387,11 @@ fn select_rows(
                 return Ok(Some((Vec::new(), false)));
             };
             (
-                format!("({window}) w JOIN traces t ON t.id = w.id"),
+                // CROSS JOIN keeps the window the outer loop (SQLite does not reorder it): left
+                // to itself, with a project filter the planner read the project's every trace
+                // by `traces_by_project` and probed the window for each (0.14-0.23 s on 1M
+                // traces, against 11-19 ms this way).
+                format!("({window}) w CROSS JOIN traces t ON t.id = w.id"),
                 order.walk_key.clone().unwrap_or_else(|| order.key.clone()),
             )
         }
