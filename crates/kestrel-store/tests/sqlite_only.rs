@@ -96,6 +96,45 @@ fn a_newer_schema_is_refused() {
     assert_eq!(v, 999, "the file is left as it was");
 }
 
+/// After `close`, the database file alone holds every acknowledged record, even while the
+/// store's readers are still open (a server stopping closes them after the writer): a copy of
+/// that one file, without its WAL, is a complete backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_close_the_database_file_alone_holds_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
+    let turn = new_record_id();
+    store
+        .ingest(batch(vec![
+            Record::TraceOpen(open("kept", T0, turn, "p")),
+            msg("kept", T0 + 1, 3, 4, 0.5),
+            close("kept", T0 + 2, turn, Some(RolloutStatus::Completed)),
+        ]))
+        .await
+        .expect("ingest");
+    // A reader reads, so the readers' connections are open.
+    assert!(store.get_trace("kept").await.expect("get").is_some());
+    store.close().await.expect("close");
+    let copy = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        dir.path().join("kestrel.sqlite3"),
+        copy.path().join("kestrel.sqlite3"),
+    )
+    .expect("copy the database file alone");
+    drop(store);
+    let restored = SqliteStore::open(SqliteConfig::new(copy.path())).expect("open the copy");
+    let t = restored
+        .get_trace("kept")
+        .await
+        .expect("get")
+        .expect("trace");
+    assert_eq!(
+        (t.items.len(), t.summary.status),
+        (1, RolloutStatus::Completed)
+    );
+    restored.close().await.expect("close");
+}
+
 /// Data written by schema version 2 kept one `record_ids` row per record and no ids in its chunks;
 /// retries of those records must still be recognized after the upgrade.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,9 @@
 //! group's time), so it neither delays acks much nor falls behind without bound.
 //!
 //! Shutdown: a [`Msg::Shutdown`] closes the channel to new jobs, the jobs already queued are still
-//! run, then the connection is closed (which checkpoints the WAL) and the shutdown is answered.
+//! run, then the WAL is checkpointed and truncated (so the database file alone holds every
+//! acknowledged commit, whatever the readers still have open), the connection is closed and the
+//! shutdown is answered.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -188,6 +190,16 @@ fn run(
                 backlog = background(&conn, Pace::Between(slice));
             }
         }
+    }
+    // Every commit copied into the database file itself and the WAL emptied: the file alone (a
+    // copy, a backup) then holds everything acknowledged. Closing the connection would do it
+    // only as the last one open, and the readers' connections may close after this one.
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => {}
+        Ok(_) => warn!("the WAL could not be emptied at shutdown (a reader was busy); it is kept"),
+        Err(e) => warn!(error = %e, "checkpointing the WAL at shutdown failed; it is kept"),
     }
     if let Err((_, e)) = conn.close() {
         error!(error = %e, "closing the sqlite write connection failed");
