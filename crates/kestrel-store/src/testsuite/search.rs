@@ -714,19 +714,7 @@ pub async fn large_lists_page_exactly(store: &dyn Store) {
             if sort == TraceSort::Newest {
                 want.reverse();
             }
-            for limit in [7, 50, 1000] {
-                for project in [None, Some("big".to_owned())] {
-                    let filter = TraceFilter {
-                        q: (!q.is_empty()).then(|| q.to_owned()),
-                        sort,
-                        limit: Some(limit),
-                        project,
-                        ..TraceFilter::default()
-                    };
-                    let got = ids(&list_all(store, &filter).await);
-                    assert_eq!(got, want, "{q:?} {sort:?} limit {limit}");
-                }
-            }
+            pages_are(store, q, sort, &want).await;
         }
         // Highest first, ties broken by storage order, newest stored first.
         type KeyOf = fn(usize) -> f64;
@@ -742,19 +730,24 @@ pub async fn large_lists_page_exactly(store: &dyn Store) {
             let mut want: Vec<usize> = (0..TRACES).filter(|i| f(*i)).collect();
             want.sort_by(|a, b| key(*b).total_cmp(&key(*a)).then(b.cmp(a)));
             let want: Vec<String> = want.into_iter().map(name).collect();
-            for limit in [7, 50, 1000] {
-                for project in [None, Some("big".to_owned())] {
-                    let filter = TraceFilter {
-                        q: (!q.is_empty()).then(|| q.to_owned()),
-                        sort,
-                        limit: Some(limit),
-                        project,
-                        ..TraceFilter::default()
-                    };
-                    let got = ids(&list_all(store, &filter).await);
-                    assert_eq!(got, want, "{q:?} {sort:?} limit {limit}");
-                }
-            }
+            pages_are(store, q, sort, &want).await;
+        }
+    }
+}
+
+/// Every page size, with and without the project filter, lists exactly `want` for `q` in `sort`.
+async fn pages_are(store: &dyn Store, q: &str, sort: TraceSort, want: &[String]) {
+    for limit in [7, 50, 1000] {
+        for project in [None, Some("big".to_owned())] {
+            let filter = TraceFilter {
+                q: (!q.is_empty()).then(|| q.to_owned()),
+                sort,
+                limit: Some(limit),
+                project,
+                ..TraceFilter::default()
+            };
+            let got = ids(&list_all(store, &filter).await);
+            assert_eq!(got, want, "{q:?} {sort:?} limit {limit}");
         }
     }
 }
