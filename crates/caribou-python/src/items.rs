@@ -12,6 +12,7 @@
 //! Construction rules for odd values are in `fields` and `convert`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -50,9 +51,12 @@ pub struct ItemData {
     kind: &'static str,
 }
 
+/// The scratch buffer is given back once a write made it larger than this.
+const SCRATCH_KEEP: usize = 1 << 20;
+
 thread_local! {
     /// Where an item's JSON is written before it is copied into its exact-size allocation.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl ItemData {
@@ -61,24 +65,26 @@ impl ItemData {
         kind: &'static str,
         write: impl FnOnce(&mut ItemJson<'_>) -> Result<(), ValidationError>,
     ) -> ItemData {
-        let make = |buf: &mut Vec<u8>| {
-            buf.clear();
-            let mut w = ItemJson::start(buf, kind);
-            let checked = write(&mut w);
-            w.finish();
-            ItemData {
-                json: Box::from(buf.as_slice()),
-                invalid: checked.err().map(Box::new),
-                model: OnceLock::new(),
-                kind,
-            }
+        // The buffer is taken out of the thread's slot while it is written, not borrowed: the
+        // writing may run Python (a value's `__str__` or `model_dump`) that builds another item,
+        // which then finds the slot empty and writes into a buffer of its own.
+        let mut buf = SCRATCH.try_with(RefCell::take).unwrap_or_default();
+        buf.clear();
+        let mut w = ItemJson::start(&mut buf, kind);
+        let checked = write(&mut w);
+        w.finish();
+        let data = ItemData {
+            json: Box::from(buf.as_slice()),
+            invalid: checked.err().map(Box::new),
+            model: OnceLock::new(),
+            kind,
         };
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => make(&mut buf),
-            // Built while another is being written: a value's `__str__` or `model_dump` made an
-            // item. That one gets a buffer of its own.
-            Err(_) => make(&mut Vec::new()),
-        })
+        // One huge item must not keep its size in every thread that built one.
+        if buf.capacity() <= SCRATCH_KEEP {
+            // Fails only while the thread exits (its locals are gone): the buffer is dropped.
+            let _ = SCRATCH.try_with(|slot| slot.replace(buf));
+        }
+        data
     }
 
     /// An item built as a model item first.
