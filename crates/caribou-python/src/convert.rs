@@ -18,6 +18,8 @@
 //!
 //! [`to_py`] turns JSON answers of the Kestrel API into plain Python objects.
 
+use std::borrow::Cow;
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -39,11 +41,25 @@ pub fn to_json(obj: &Bound<'_, PyAny>) -> Value {
     convert(obj, 0)
 }
 
-/// Converts a Python `str` to a Rust string; lone surrogates are replaced instead of failing.
-pub fn py_str(s: &Bound<'_, PyString>) -> String {
+/// The text of a Python `str`, borrowed from the interpreter when it can be; lone surrogates are
+/// replaced instead of failing.
+pub fn text<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
     match s.to_cow() {
-        Ok(cow) => cow.into_owned(),
-        Err(_) => s.to_string_lossy().into_owned(),
+        Ok(cow) => cow,
+        Err(_) => Cow::Owned(s.to_string_lossy().into_owned()),
+    }
+}
+
+/// [`text`] as an owned `String`.
+pub fn py_str(s: &Bound<'_, PyString>) -> String {
+    text(s).into_owned()
+}
+
+/// `str(obj)`, borrowed when `obj` is a `str` (see [`str_of`]).
+pub fn text_of<'a>(obj: &'a Bound<'_, PyAny>) -> Cow<'a, str> {
+    match obj.cast::<PyString>() {
+        Ok(s) => text(s),
+        Err(_) => Cow::Owned(str_of(obj)),
     }
 }
 

@@ -7,6 +7,8 @@
 //! (`12.0` → 12 tokens, `"0.003"` → a cost) and otherwise dropped, counted and warned about once
 //! ([`Warn::BadField`]).
 
+use std::borrow::Cow;
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
@@ -14,13 +16,18 @@ use serde_json::Value;
 
 use caribou_model::JsonMap;
 
-use crate::convert::{py_str, str_of, to_json, to_json_map};
+use crate::convert::{py_str, str_of, text, text_of, to_json, to_json_map};
 use crate::warn::{Warn, warn_once};
 
-/// A required text field: a `str` (or a subclass, such as a `StrEnum`), else `TypeError`.
-pub fn required_str(class: &str, field: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
+/// A required text field: a `str` (or a subclass, such as a `StrEnum`), else `TypeError`;
+/// borrowed from the interpreter when it can be.
+pub fn required_text<'a>(
+    class: &str,
+    field: &str,
+    v: &'a Bound<'_, PyAny>,
+) -> PyResult<Cow<'a, str>> {
     match v.cast::<PyString>() {
-        Ok(s) => Ok(py_str(s)),
+        Ok(s) => Ok(text(s)),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{class}.{field} must be a str, got {}",
             type_name(v)
@@ -28,13 +35,20 @@ pub fn required_str(class: &str, field: &str, v: &Bound<'_, PyAny>) -> PyResult<
     }
 }
 
-/// An optional text field: `str` as is, anything else as `str(value)` (an enum, a number).
+/// [`required_text`] as an owned `String`.
+pub fn required_str(class: &str, field: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
+    required_text(class, field, v).map(Cow::into_owned)
+}
+
+/// An optional text field: `str` as is, anything else as `str(value)` (an enum, a number);
+/// `None` is absent.
+pub fn opt_text<'a>(v: Option<&'a Bound<'_, PyAny>>) -> Option<Cow<'a, str>> {
+    v.filter(|v| !v.is_none()).map(text_of)
+}
+
+/// [`opt_text`] as an owned `String`.
 pub fn opt_str(v: Option<&Bound<'_, PyAny>>) -> Option<String> {
-    match v {
-        None => None,
-        Some(v) if v.is_none() => None,
-        Some(v) => Some(str_of(v)),
-    }
+    opt_text(v).map(Cow::into_owned)
 }
 
 /// An optional free-JSON field (content, arguments, ...); see `convert::to_json`.

@@ -9,14 +9,12 @@
 //! from its `serde_json::Value`, so the rules live in one place. Invariant: the bytes written are
 //! those of `caribou_model::json` for `convert`'s value.
 
-use std::borrow::Cow;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use caribou_model::json::{self, write_str};
 
-use crate::convert::{MAX_DEPTH, convert, str_of, to_json_map};
+use crate::convert::{MAX_DEPTH, convert, text, to_json_map};
 
 /// Writes `obj` as JSON (see the module docs).
 pub fn write_value(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) {
@@ -34,23 +32,6 @@ pub fn write_map(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> bool {
     match to_json_map(obj) {
         Some(map) => json::write(out, &map).is_ok(),
         None => false,
-    }
-}
-
-/// The text of a Python `str` (lone surrogates replaced, as `convert::py_str` does), borrowed
-/// from the interpreter when it can be.
-pub fn text<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
-    match s.to_cow() {
-        Ok(cow) => cow,
-        Err(_) => Cow::Owned(s.to_string_lossy().into_owned()),
-    }
-}
-
-/// `str(obj)` without a copy when `obj` is a `str` (`convert::str_of`'s rules).
-pub fn text_of<'a>(obj: &'a Bound<'_, PyAny>) -> Cow<'a, str> {
-    match obj.cast::<PyString>() {
-        Ok(s) => text(s),
-        Err(_) => Cow::Owned(str_of(obj)),
     }
 }
 

@@ -11,7 +11,6 @@
 //! JSON only when something asks for it (getters, `to_dict`, `==`, `repr`): not a hot path.
 //! Construction rules for odd values are in `fields` and `convert`.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
@@ -27,9 +26,10 @@ use caribou_model::{
 
 use crate::convert::{map_to_py, py_str, serde_to_py, str_of, to_py};
 use crate::fields::{
-    bad_field, opt_amount, opt_count, opt_json, opt_map, opt_str, required_str, type_name,
+    bad_field, opt_amount, opt_count, opt_json, opt_map, opt_str, opt_text, required_str,
+    required_text, type_name,
 };
-use crate::item_json::{text, text_of, write_map, write_value};
+use crate::item_json::{write_map, write_value};
 
 fn json_repr<T: serde::Serialize>(class: &str, value: &T) -> String {
     let body = serde_json::to_string(value).unwrap_or_default();
@@ -139,22 +139,6 @@ impl PartialEq for ItemData {
     fn eq(&self, other: &ItemData) -> bool {
         self.json == other.json || matches!((self.item(), other.item()), (Ok(a), Ok(b)) if a == b)
     }
-}
-
-/// A required text field: a `str` (or a subclass, such as a `StrEnum`), else `TypeError`.
-fn required_text<'a>(class: &str, field: &str, v: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
-    match v.cast::<PyString>() {
-        Ok(s) => Ok(text(s)),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "{class}.{field} must be a str, got {}",
-            type_name(v)
-        ))),
-    }
-}
-
-/// An optional text field: `str` as is, anything else as `str(value)`; `None` is absent.
-fn opt_text<'a>(v: Option<&'a Bound<'_, PyAny>>) -> Option<Cow<'a, str>> {
-    v.filter(|v| !v.is_none()).map(text_of)
 }
 
 /// An optional free-JSON field (see `convert::to_json`); `None` is absent.

@@ -135,17 +135,22 @@ async fn after_close_the_database_file_alone_holds_everything() {
     restored.close().await.expect("close");
 }
 
+/// A trace's opening, a message and a tool call (no close).
+fn opened_with_items(trace: &str, turn: uuid::Uuid) -> Vec<Record> {
+    vec![
+        Record::TraceOpen(open(trace, T0, turn, "p")),
+        msg(trace, T0 + 1, 3, 4, 0.5),
+        tool(trace, T0 + 2, "search"),
+    ]
+}
+
 /// Data written by schema version 2 kept one `record_ids` row per record and no ids in its chunks;
 /// retries of those records must still be recognized after the upgrade.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_ids_from_schema_2_still_dedup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let turn = new_record_id();
-    let first = vec![
-        Record::TraceOpen(open("old", T0, turn, "p")),
-        msg("old", T0 + 1, 3, 4, 0.5),
-        tool("old", T0 + 2, "search"),
-    ];
+    let first = opened_with_items("old", turn);
     {
         let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
         store.ingest(batch(first.clone())).await.expect("ingest");
@@ -186,11 +191,7 @@ async fn record_ids_from_schema_2_still_dedup() {
 async fn trace_json_falls_back_for_chunks_in_another_form() {
     let dir = tempfile::tempdir().expect("tempdir");
     let turn = new_record_id();
-    let records = vec![
-        Record::TraceOpen(open("odd", T0, turn, "p")),
-        msg("odd", T0 + 1, 3, 4, 0.5),
-        tool("odd", T0 + 2, "search"),
-    ];
+    let records = opened_with_items("odd", turn);
     let store = SqliteStore::open(SqliteConfig::new(dir.path())).expect("open");
     store.ingest(batch(records)).await.expect("ingest");
     let compact = kestrel_store::testsuite::fixtures::trace(&store, "odd").await;
