@@ -19,9 +19,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
 use caribou::exporter::record_json::{ItemJson, write_item_body};
-use caribou_model::validate::{MessageFields, check_item, check_message, check_tool_execution};
+use caribou_model::validate::{
+    MessageFields, ToolFields, check_item, check_message, check_metadata, check_tool_execution,
+};
 use caribou_model::{
-    Event, Grade, GradeValue, Item, Limits, Message, ToolExecution, ValidationError,
+    Event, Grade, GradeValue, Item, JsonMap, Limits, Message, ToolExecution, ValidationError,
 };
 
 use crate::convert::{map_to_py, py_str, serde_to_py, str_of, to_py};
@@ -73,6 +75,23 @@ impl ItemData {
         let mut w = ItemJson::start(&mut buf, kind);
         let checked = write(&mut w);
         w.finish();
+        // The free JSON (content, arguments, ...) is bounded by the item's whole size: a bound on
+        // each string, as Kestrel checks it, would cost a test per string on the hot path.
+        let max = Limits::DEFAULT.max_text_bytes;
+        let checked = checked.and_then(|()| {
+            if buf.len() > max {
+                Err(ValidationError {
+                    index: None,
+                    field: "item".to_owned(),
+                    message: format!(
+                        "its JSON is {} bytes; the limit is {max} per item (and per string in it)",
+                        buf.len()
+                    ),
+                })
+            } else {
+                Ok(())
+            }
+        });
         let data = ItemData {
             json: Box::from(buf.as_slice()),
             invalid: checked.err().map(Box::new),
@@ -148,16 +167,32 @@ fn json_field(w: &mut ItemJson<'_>, key: &str, v: Option<&Bound<'_, PyAny>>) {
     }
 }
 
-/// An optional metadata mapping; anything that is not a mapping is dropped and warned about.
-fn map_field(w: &mut ItemJson<'_>, class: &str, key: &str, v: Option<&Bound<'_, PyAny>>) {
-    if let Some(v) = v.filter(|v| !v.is_none()) {
-        let mut written = true;
-        w.optional(key, |out| {
-            written = write_map(out, v);
-            written
-        });
-        if !written {
+/// An optional metadata mapping; anything that is not a mapping is dropped and warned about. A
+/// mapping is checked as Kestrel checks it (`validate::check_metadata`), read back from what was
+/// written (metadata on an item is rare: the hot path pays nothing for it).
+fn map_field(
+    w: &mut ItemJson<'_>,
+    class: &str,
+    key: &str,
+    v: Option<&Bound<'_, PyAny>>,
+) -> Result<(), ValidationError> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(());
+    };
+    let mut written = None;
+    w.optional(key, |out| {
+        let start = out.len();
+        let ok = write_map(out, v);
+        if ok {
+            written = serde_json::from_slice::<JsonMap>(&out[start..]).ok();
+        }
+        ok
+    });
+    match written {
+        Some(map) => check_metadata(&format!("item.{key}"), &map, &Limits::DEFAULT),
+        None => {
             bad_field(v.py(), class, key, "a dict", v);
+            Ok(())
         }
     }
 }
@@ -222,11 +257,13 @@ impl PyMessage {
             w.str("role", &role);
             json_field(w, "content", content);
             json_field(w, "tool_calls", tool_calls);
-            if let Some(v) = opt_text(tool_call_id) {
-                w.str("tool_call_id", &v);
+            let tool_call_id = opt_text(tool_call_id);
+            if let Some(v) = &tool_call_id {
+                w.str("tool_call_id", v);
             }
-            if let Some(v) = opt_text(name) {
-                w.str("name", &v);
+            let name = opt_text(name);
+            if let Some(v) = &name {
+                w.str("name", v);
             }
             if let Some(v) = &model {
                 w.str("model", v);
@@ -238,12 +275,16 @@ impl PyMessage {
             w.int("output_tokens", output_tokens);
             // Finite by `opt_amount`, so it cannot fail.
             let _ = w.number("cost_usd", cost_usd);
-            map_field(w, "Message", "metadata", metadata);
+            map_field(w, "Message", "metadata", metadata)?;
             check_message(
                 MessageFields {
                     role: &role,
+                    tool_call_id: tool_call_id.as_deref(),
+                    name: name.as_deref(),
                     model: model.as_deref(),
                     provider: provider.as_deref(),
+                    input_tokens,
+                    output_tokens,
                     cost_usd,
                 },
                 &Limits::DEFAULT,
@@ -352,20 +393,30 @@ impl PyToolExecution {
         let data = ItemData::written("tool_execution", |w| {
             // The model's field order (`record_json::write_item_body`).
             w.str("name", &name);
-            if let Some(v) = opt_text(call_id) {
-                w.str("call_id", &v);
+            let call_id = opt_text(call_id);
+            if let Some(v) = &call_id {
+                w.str("call_id", v);
             }
             json_field(w, "arguments", arguments);
             json_field(w, "result", result);
-            if let Some(v) = opt_text(requestor) {
-                w.str("requestor", &v);
+            let requestor = opt_text(requestor);
+            if let Some(v) = &requestor {
+                w.str("requestor", v);
             }
             if let Some(e) = error.filter(|e| !e.is_none()) {
                 w.str("error", &error_text(e));
             }
             // Finite by `opt_amount`, so it cannot fail.
             let _ = w.number("duration_ms", duration_ms);
-            check_tool_execution(&name, duration_ms, &Limits::DEFAULT)
+            check_tool_execution(
+                ToolFields {
+                    name: &name,
+                    call_id: call_id.as_deref(),
+                    requestor: requestor.as_deref(),
+                    duration_ms,
+                },
+                &Limits::DEFAULT,
+            )
         });
         Ok(PyToolExecution { data })
     }

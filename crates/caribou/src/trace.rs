@@ -98,6 +98,7 @@ impl TraceHandle {
                 datapoint_id: open.datapoint_id,
                 model_name: open.model_name,
                 step: open.step,
+                metadata: open.metadata,
             };
             match key
                 .check()

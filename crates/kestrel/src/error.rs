@@ -12,6 +12,9 @@ use caribou_model::ValidationError;
 use caribou_model::api::{ErrorBody, ErrorDetail};
 use kestrel_store::StoreError;
 
+/// Longest error message sent, in characters.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
 /// What the API answers when something goes wrong. The `String` is the message for people.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -36,6 +39,17 @@ pub enum ApiError {
     /// Wrong `Content-Type` or unsupported `Content-Encoding`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request contradicts what is stored (a trace id of another project, a record id sent
+    /// again with other content); nothing of it was stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// A query ran past its deadline and was stopped.
+    #[error("{0}")]
+    QueryTimeout(String),
+    /// Too much is in flight right now (ingest memory, answer memory): the client should retry
+    /// after `retry_after_s` seconds (sent as `Retry-After`).
+    #[error("{message}")]
+    Overloaded { message: String, retry_after_s: u64 },
     /// Our fault. The detail is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -52,6 +66,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    Conflict,
+    QueryTimeout,
+    Overloaded,
     Internal,
 }
 
@@ -65,6 +82,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::QueryTimeout => "query_timeout",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
         }
     }
@@ -77,6 +97,8 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::QueryTimeout | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,12 +122,24 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::QueryTimeout(_) => ErrorCode::QueryTimeout,
+            ApiError::Overloaded { .. } => ErrorCode::Overloaded,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    /// The message a client may see.
+    /// The message a client may see, at most [`MAX_MESSAGE_CHARS`] characters (messages quote
+    /// cut excerpts of the client's input; this bounds whatever slips through).
     fn public_message(&self) -> String {
+        let message = self.full_message();
+        match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!("{}…", &message[..cut]),
+            None => message,
+        }
+    }
+
+    fn full_message(&self) -> String {
         match self {
             ApiError::Internal(_) => "internal error, see server log".to_owned(),
             ApiError::BadRequest(m)
@@ -114,7 +148,10 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::PayloadTooLarge(m)
-            | ApiError::UnsupportedMediaType(m) => m.clone(),
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::Conflict(m)
+            | ApiError::QueryTimeout(m)
+            | ApiError::Overloaded { message: m, .. } => m.clone(),
         }
     }
 }
@@ -124,6 +161,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::NotFound(m),
             StoreError::Invalid(m) => ApiError::BadRequest(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Unavailable(m) => ApiError::QueryTimeout(m),
             StoreError::Internal(m) => ApiError::Internal(format!("store: {m}")),
         }
     }
@@ -160,6 +199,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::Overloaded { retry_after_s, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
         response
     }

@@ -6,7 +6,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use caribou_model::Limits;
 use caribou_model::api::{AddDatapoints, AddDatapointsResponse, Datapoint, NewDatapoint, Page};
+use caribou_model::validate::check_datapoint;
 
 use crate::api::projects::require_project;
 use crate::api::runs::require_run;
@@ -15,7 +17,7 @@ use crate::error::ApiError;
 
 fn check_datapoints(datapoints: &[NewDatapoint]) -> Result<(), ApiError> {
     for (i, dp) in datapoints.iter().enumerate() {
-        check_id(&format!("datapoints[{i}].id"), &dp.id)?;
+        check_datapoint(&format!("datapoints[{i}]"), dp, &Limits::DEFAULT)?;
     }
     Ok(())
 }

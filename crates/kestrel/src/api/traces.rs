@@ -17,7 +17,7 @@ use axum::response::Response;
 use caribou_model::api::{
     AddGrade, ItemPage, Page, StoredItem, TraceFilter, TraceSort, TraceSummary,
 };
-use caribou_model::{GradeValue, Limits};
+use caribou_model::{Limits, validate};
 use kestrel_query::Query;
 
 use crate::api::projects::require_project;
@@ -163,17 +163,15 @@ pub async fn add_grade(
     ApiJson(grade): ApiJson<AddGrade>,
 ) -> Result<(StatusCode, Json<StoredItem>), ApiError> {
     check_id("trace_id", &trace_id)?;
-    let max = Limits::DEFAULT.max_name_len;
-    caribou_model::validate::check_name("name", &grade.name, max)?;
-    match &grade.value {
-        GradeValue::Number(x) if !x.is_finite() => {
-            return Err(ApiError::bad_request(format!(
-                "value: must be a finite number, got {x}"
-            )));
-        }
-        GradeValue::Label(s) => caribou_model::validate::check_name("value", s, max)?,
-        _ => {}
-    }
+    let limits = &Limits::DEFAULT;
+    validate::check_grade(&grade.name, &grade.value, limits)?;
+    validate::check_grade_notes(
+        "",
+        grade.grader.as_deref(),
+        grade.comment.as_deref(),
+        grade.metadata.as_ref(),
+        limits,
+    )?;
     let item = state.store.add_grade(&trace_id, grade).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
