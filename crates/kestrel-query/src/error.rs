@@ -1,7 +1,14 @@
 //! Errors that teach: what is wrong, where, and what would be right.
+//!
+//! A message quotes the user's own text (a field, a value) only through [`cut`] or [`shown`], so
+//! no message repeats more than [`MAX_ECHO_CHARS`](crate::MAX_ECHO_CHARS) characters of the
+//! query, however long the term: the position already says where the whole term is.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+
+use crate::MAX_ECHO_CHARS;
 
 /// A query that could not be parsed. `Display` gives the full message, e.g.
 /// `unknown field "stauts" at 1..7; did you mean "status"?`.
@@ -52,6 +59,21 @@ impl fmt::Display for QueryError {
     }
 }
 
+/// `text` as a message repeats it: whole when it has at most [`MAX_ECHO_CHARS`] characters, else
+/// its first [`MAX_ECHO_CHARS`] followed by "…".
+pub(crate) fn cut(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
+
+/// `text` cut (see [`cut`]) and in double quotes, with quotes, backslashes and invisible
+/// characters escaped as in Rust (`"a\"b"`).
+pub(crate) fn shown(text: &str) -> String {
+    format!("{:?}", cut(text))
+}
+
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(
     word: &str,
@@ -91,5 +113,15 @@ mod tests {
             Some("status")
         );
         assert_eq!(did_you_mean("zzzzzz", ["status", "tag"]), None);
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        assert_eq!(cut("short"), "short");
+        let exact = "é".repeat(MAX_ECHO_CHARS);
+        assert_eq!(cut(&exact), exact);
+        let long = "é".repeat(MAX_ECHO_CHARS + 1);
+        assert_eq!(cut(&long), format!("{exact}…"));
+        assert_eq!(shown("a\"b"), "\"a\\\"b\"");
     }
 }

@@ -5,12 +5,13 @@ use std::ops::{Bound, Range};
 use caribou_model::{Phase, RolloutStatus};
 
 use crate::ast::{NumRange, Pred, TextMatch};
-use crate::error::{QueryError, did_you_mean};
+use crate::error::{QueryError, cut, did_you_mean, shown};
 use crate::lexer::Op;
 use crate::values;
 
 /// Every field with a one-line description (for help texts and error hints). `meta.` and `grade.`
-/// take a key after the dot.
+/// take a key after the dot, in double quotes when it holds a space, a quote, a parenthesis or one
+/// of `:<>` (`meta."customer id":x`; `\"` and `\\` inside stand for `"` and `\`).
 pub const FIELDS: &[(&str, &str)] = &[
     (
         "status",
@@ -37,15 +38,25 @@ pub const FIELDS: &[(&str, &str)] = &[
         "since",
         "since:24h — started within the last 24h (or since a date)",
     ),
-    ("meta.", "meta.customer_id:cust_123, meta.latency_ms>400"),
-    ("grade.", "grade.reward>=0.5, grade.correct:true"),
+    (
+        "meta.",
+        "meta.customer_id:cust_123, meta.latency_ms>400, meta.\"customer id\":c1",
+    ),
+    (
+        "grade.",
+        "grade.reward>=0.5, grade.correct:true, grade.\"pass rate\">0.5",
+    ),
 ];
 
-/// One `field<op>value` term as written, with spans for errors.
+/// One `field<op>value` term as written, with spans for errors. Messages repeat the field and
+/// value only cut (see [`cut`]), so a long term is not echoed whole.
 pub(crate) struct Term<'a> {
     pub src: &'a str,
+    /// The field as written (`meta."customer id"` included), for messages.
     pub field: &'a str,
     pub field_span: Range<usize>,
+    /// The unquoted key of `meta."key"` or `grade."name"`.
+    pub key: Option<&'a str>,
     pub op: Op,
     pub value: &'a str,
     pub value_span: Range<usize>,
@@ -57,7 +68,7 @@ impl Term<'_> {
         QueryError::new(
             self.src,
             self.value_span.clone(),
-            format!("{}: {}", self.field, msg.into()),
+            format!("{}: {}", cut(self.field), msg.into()),
         )
     }
 
@@ -70,12 +81,12 @@ impl Term<'_> {
             self.src,
             span,
             format!(
-                "\"{}\" cannot be compared with \"{}\"",
-                self.field,
+                "{} cannot be compared with \"{}\"",
+                shown(self.field),
                 self.op.as_str()
             ),
         )
-        .hint(format!("write {}:value", self.field)))
+        .hint(format!("write {}:value", cut(self.field))))
     }
 
     /// An exact string value (`tag:x`), which must not be empty.
@@ -84,7 +95,7 @@ impl Term<'_> {
         if self.value.is_empty() {
             return Err(self
                 .value_err("missing value")
-                .hint(format!("write {}:value", self.field)));
+                .hint(format!("write {}:value", cut(self.field))));
         }
         Ok(self.value.to_owned())
     }
@@ -95,10 +106,10 @@ impl Term<'_> {
         one: impl Fn(&str) -> Result<T, String>,
     ) -> Result<NumRange<T>, QueryError> {
         if self.value.is_empty() {
-            return Err(self.value_err("missing value").hint(format!(
-                "write e.g. {}>10 or {}:10..20",
-                self.field, self.field
-            )));
+            let field = cut(self.field);
+            return Err(self
+                .value_err("missing value")
+                .hint(format!("write e.g. {field}>10 or {field}:10..20")));
         }
         let v = |s: &str| one(s).map_err(|e| self.value_err(e));
         Ok(match self.op {
@@ -142,15 +153,17 @@ impl Term<'_> {
             return Ok(TextMatch::Num(self.range(values::number)?));
         }
         if self.op != Op::Colon {
+            // The hint repeats the value as written, quotes included, so it can be pasted back.
             return Err(self
                 .value_err(format!(
-                    "{:?} is not a number, so it cannot be compared with \"{}\"",
-                    self.value,
+                    "{} is not a number, so it cannot be compared with \"{}\"",
+                    shown(self.value),
                     self.op.as_str()
                 ))
                 .hint(format!(
                     "write {}:{} to match the text",
-                    self.field, self.value
+                    cut(self.field),
+                    cut(&self.src[self.value_span.clone()])
                 )));
         }
         Ok(TextMatch::Str(self.value.to_owned()))
@@ -182,8 +195,25 @@ impl Term<'_> {
         }))
     }
 
+    /// One of `all`, named in any case (`status:error`, `status:ERROR`).
+    fn one_of<T: Copy>(&self, all: &[T], name: fn(T) -> &'static str) -> Result<T, QueryError> {
+        let word = self.word()?;
+        all.iter()
+            .copied()
+            .find(|v| name(*v).eq_ignore_ascii_case(&word))
+            .ok_or_else(|| {
+                let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+                self.value_err(format!(
+                    "unknown {} {}; expected one of {}",
+                    self.field.to_ascii_lowercase(),
+                    shown(&word),
+                    names.join(", ")
+                ))
+            })
+    }
+
     fn key_after_dot(&self, prefix: &str) -> Result<String, QueryError> {
-        let key = &self.field[prefix.len()..];
+        let key = self.key.unwrap_or(&self.field[prefix.len()..]);
         if key.is_empty() {
             let what = if prefix == "meta." {
                 "metadata key"
@@ -216,16 +246,8 @@ impl Term<'_> {
         }
         let field = self.field.to_ascii_lowercase();
         Ok(match field.as_str() {
-            "status" => Pred::Status(
-                self.word()?
-                    .parse::<RolloutStatus>()
-                    .map_err(|e| self.value_err(e))?,
-            ),
-            "phase" => Pred::Phase(
-                self.word()?
-                    .parse::<Phase>()
-                    .map_err(|e| self.value_err(e))?,
-            ),
+            "status" => Pred::Status(self.one_of(&RolloutStatus::ALL, RolloutStatus::as_str)?),
+            "phase" => Pred::Phase(self.one_of(&Phase::ALL, Phase::as_str)?),
             "tag" => Pred::Tag(self.word()?),
             "model" => Pred::Model(self.word()?),
             "project" => Pred::Project(self.word()?),
@@ -247,7 +269,7 @@ impl Term<'_> {
                 let err = QueryError::new(
                     self.src,
                     self.field_span.clone(),
-                    format!("unknown field {:?}", self.field),
+                    format!("unknown field {}", shown(self.field)),
                 );
                 return Err(match did_you_mean(&field, names) {
                     Some(s) => err.hint(format!("did you mean {s:?}?")),

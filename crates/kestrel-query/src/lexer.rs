@@ -36,10 +36,13 @@ pub(crate) enum Tok {
     And,
     /// A bare word or a quoted phrase.
     Text(String),
-    /// `field<op>value`. `value_span` is the value's own span; `quoted` if it was in quotes.
+    /// `field<op>value`. `field` is the field as written (for messages); `key` the unquoted key
+    /// of `meta."key"` or `grade."name"`; `value_span` is the value's own span; `quoted` if the
+    /// value was in quotes.
     Term {
         field: String,
         field_span: Range<usize>,
+        key: Option<String>,
         op: Op,
         value: String,
         value_span: Range<usize>,
@@ -52,6 +55,11 @@ pub(crate) struct Token {
     pub tok: Tok,
     pub span: Range<usize>,
 }
+
+/// The fields whose key may be quoted (`meta."customer id":x`), for keys that hold a space, a
+/// quote, a parenthesis, or one of `:<>`, which would end a bare key.
+/// Each with an example key for hints.
+const QUOTED_KEY_FIELDS: &[(&str, &str)] = &[("meta.", "customer id"), ("grade.", "pass rate")];
 
 fn is_stop(c: char) -> bool {
     c.is_whitespace() || c == '(' || c == ')' || c == '"'
@@ -162,7 +170,26 @@ impl<'a> Lexer<'a> {
                 }
             }
             _ => {
-                let key = self.word(true);
+                let mut key = self.word(true);
+                let mut quoted_key = None;
+                let quotable = QUOTED_KEY_FIELDS
+                    .iter()
+                    .find(|(f, _)| *f == &self.src[key.clone()]);
+                if let Some((prefix, example)) = quotable
+                    && self.peek() == Some('"')
+                {
+                    let (name, span) = self.quoted()?;
+                    key.end = span.end;
+                    quoted_key = Some(name);
+                    if !matches!(self.peek(), Some(':' | '>' | '<')) {
+                        return Err(self
+                            .err(
+                                key,
+                                "a quoted key needs \":\" or a comparison right after it",
+                            )
+                            .hint(format!("write e.g. {prefix}\"{example}\":value")));
+                    }
+                }
                 let key_text = &self.src[key.clone()];
                 let Some(op) = self.op() else {
                     return Ok(Some(Token {
@@ -188,6 +215,7 @@ impl<'a> Lexer<'a> {
                 Tok::Term {
                     field: key_text.to_owned(),
                     field_span: key,
+                    key: quoted_key,
                     op,
                     value,
                     value_span,

@@ -7,11 +7,15 @@
 //! unary   := ("-" | "NOT") unary | primary
 //! primary := "(" and ")" | term | text
 //! ```
+//!
+//! The tree is then simplified and its size bounded (see [`crate::simplify`]); for that the
+//! parser records the span of each predicate in source order.
 
 use crate::ast::{Expr, Pred, Query};
 use crate::error::QueryError;
 use crate::fields::Term;
 use crate::lexer::{Tok, Token, tokenize};
+use crate::simplify::simplify;
 use crate::{MAX_DEPTH, MAX_QUERY_LEN};
 
 /// Parses a query, taking relative times (`since:24h`) from the current clock.
@@ -49,6 +53,7 @@ pub fn parse_at(src: &str, now_us: i64) -> Result<Query, QueryError> {
         pos: 0,
         now_us,
         depth: 0,
+        leaf_spans: Vec::new(),
     };
     if p.tokens.is_empty() {
         return Ok(Query { expr: None });
@@ -58,7 +63,9 @@ pub fn parse_at(src: &str, now_us: i64) -> Result<Query, QueryError> {
         return Err(QueryError::new(src, t.span.clone(), "unmatched \")\"")
             .hint("remove it or add a \"(\" before"));
     }
-    Ok(Query { expr: Some(expr) })
+    Ok(Query {
+        expr: Some(simplify(src, expr, p.leaf_spans)?),
+    })
 }
 
 struct Parser<'a> {
@@ -67,6 +74,8 @@ struct Parser<'a> {
     pos: usize,
     now_us: i64,
     depth: usize,
+    /// The span of every predicate parsed so far, in source order.
+    leaf_spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Parser<'_> {
@@ -197,10 +206,14 @@ impl Parser<'_> {
                 ))
             }
             Tok::Not => Err(QueryError::new(self.src, token.span, "nothing to negate")),
-            Tok::Text(text) => Ok(Expr::Pred(Pred::Text(text))),
+            Tok::Text(text) => {
+                self.leaf_spans.push(token.span);
+                Ok(Expr::Pred(Pred::Text(text)))
+            }
             Tok::Term {
                 field,
                 field_span,
+                key,
                 op,
                 value,
                 value_span,
@@ -210,12 +223,15 @@ impl Parser<'_> {
                     src: self.src,
                     field: &field,
                     field_span,
+                    key: key.as_deref(),
                     op,
                     value: &value,
                     value_span,
                     now_us: self.now_us,
                 };
-                Ok(Expr::Pred(term.to_pred()?))
+                let pred = term.to_pred()?;
+                self.leaf_spans.push(token.span);
+                Ok(Expr::Pred(pred))
             }
         }
     }

@@ -1,23 +1,24 @@
 //! Value syntax: numbers, ranges, durations and dates. Each parser returns a plain message on
-//! failure; the caller adds the position.
+//! failure, repeating the value only cut (see [`shown`]); the caller adds the position.
 
 use std::ops::Bound;
 
 use crate::ast::NumRange;
+use crate::error::shown;
 
 /// A finite number.
 pub(crate) fn number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(x),
-        Ok(_) => Err(format!("{s:?} is not a finite number")),
-        Err(_) => Err(format!("{s:?} is not a number")),
+        Ok(_) => Err(format!("{} is not a finite number", shown(s))),
+        Err(_) => Err(format!("{} is not a number", shown(s))),
     }
 }
 
 /// A whole number.
 pub(crate) fn integer(s: &str) -> Result<i64, String> {
     s.parse::<i64>()
-        .map_err(|_| format!("{s:?} is not a whole number"))
+        .map_err(|_| format!("{} is not a whole number", shown(s)))
 }
 
 /// A duration such as `500ms`, `2s`, `1.5m`, `3h`, `7d`, in milliseconds.
@@ -32,19 +33,26 @@ pub(crate) fn duration_ms(s: &str) -> Result<f64, String> {
         "d" => 86_400_000.0,
         "" => {
             return Err(format!(
-                "{s:?} has no unit; write e.g. 500ms, 2s, 5m, 1h or 7d"
+                "{} has no unit; write e.g. 500ms, 2s, 5m, 1h or 7d",
+                shown(s)
             ));
         }
         _ => {
             return Err(format!(
-                "unknown unit {unit:?} in {s:?}; use ms, s, m, h or d"
+                "unknown unit {} in {}; use ms, s, m, h or d",
+                shown(unit),
+                shown(s)
             ));
         }
     };
-    let n = number(num)
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 2s, 5m, 1h or 7d"))?;
+    let n = number(num).map_err(|_| {
+        format!(
+            "{} is not a duration; write e.g. 500ms, 2s, 5m, 1h or 7d",
+            shown(s)
+        )
+    })?;
     if n < 0.0 {
-        return Err(format!("{s:?} is negative; a duration is >= 0"));
+        return Err(format!("{} is negative; a duration is >= 0", shown(s)));
     }
     Ok(n * scale)
 }
@@ -74,7 +82,8 @@ pub(crate) fn range<T: Copy + PartialOrd>(
         && a > b
     {
         return Err(format!(
-            "the range {s:?} is empty: its start is above its end"
+            "the range {} is empty: its start is above its end",
+            shown(s)
         ));
     }
     Ok(NumRange { lo, hi })
@@ -104,7 +113,7 @@ const DATE_HINT: &str = "write a date as 2026-11-01, 2026-11-01T14:30 or 2026-11
 
 /// A UTC date or date-time, in microseconds since the Unix epoch.
 fn date_us(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a date; {DATE_HINT}");
+    let bad = || format!("{} is not a date; {DATE_HINT}", shown(s));
     let s2 = s.strip_suffix('Z').unwrap_or(s);
     let (date, time) = s2.split_once('T').map_or((s2, None), |(d, t)| (d, Some(t)));
     let parts: Vec<&str> = date.split('-').collect();
@@ -120,7 +129,10 @@ fn date_us(s: &str) -> Result<i64, String> {
         integer(d).map_err(|_| bad())?,
     );
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return Err(format!("{s:?} is not a valid calendar date; {DATE_HINT}"));
+        return Err(format!(
+            "{} is not a valid calendar date; {DATE_HINT}",
+            shown(s)
+        ));
     }
     let mut secs = days_from_civil(y, m, d) * 86_400;
     if let Some(t) = time {
@@ -136,7 +148,7 @@ fn date_us(s: &str) -> Result<i64, String> {
             if (0..=max).contains(&v) {
                 Ok(v)
             } else {
-                Err(format!("{s:?} has an invalid time; {DATE_HINT}"))
+                Err(format!("{} has an invalid time; {DATE_HINT}", shown(s)))
             }
         };
         secs += field(0, 23)? * 3600 + field(1, 59)? * 60 + field(2, 59)?;

@@ -180,3 +180,39 @@ fn error_spans_point_into_the_query() {
     assert_eq!(&q[e.bytes.clone()], "stauts");
     assert_eq!(e.columns, 7..13);
 }
+
+#[test]
+fn messages_cut_long_terms() {
+    use kestrel_query::MAX_ECHO_CHARS;
+    // Each query holds one long run of text that the message would repeat (some twice).
+    // (repeated unit, text before the run, text after it)
+    let cases: &[(&str, &str, &str)] = &[
+        ("a", "", ":x"),
+        ("9x", "cost>", ""),
+        ("1", "step:1..", "x"),
+        ("e", "status:", ""),
+        ("p", "phase:", ""),
+        ("2", "duration>", ""),
+        ("2", "duration>", "y"),
+        ("y", "since:", ""),
+        ("2", "after:", "-01-01"),
+        ("k", "meta.", ">abc"),
+        ("b", "meta.k>", ""),
+        ("k", "grade.\"", " x\">abc"),
+        ("k", "meta.\"", "\":"),
+    ];
+    for (unit, before, after) in cases {
+        let long = unit.repeat(200);
+        let q = format!("{before}{long}{after}");
+        let msg = parse_at(&q, NOW).unwrap_err().to_string();
+        // The term is shown, cut: a prefix of it ends with the mark.
+        let some: String = long.chars().take(MAX_ECHO_CHARS / 2).collect();
+        let one_more: String = long.chars().take(MAX_ECHO_CHARS + 1).collect();
+        assert!(msg.contains(&some) && msg.contains('…'), "{q}: {msg}");
+        assert!(!msg.contains(&one_more), "{q}: {msg}");
+        assert!(msg.chars().count() < 500, "{q}: {msg}");
+    }
+    // Short terms are repeated whole, with no mark.
+    let msg = parse_at("cost>abc", NOW).unwrap_err().to_string();
+    assert_eq!(msg, "cost: \"abc\" is not a number at 6..9");
+}
