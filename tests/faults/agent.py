@@ -74,10 +74,9 @@ def cmd_log(a: argparse.Namespace) -> None:
 
 
 def spool_backlog() -> int:
+    """Batch files under the spool folder (in its endpoints' subfolders), claimed or not."""
     folder = os.environ["CARIBOU_SPOOL_DIR"]
-    if not os.path.isdir(folder):
-        return 0
-    return sum(1 for name in os.listdir(folder) if ".batch" in name)
+    return sum(1 for _, _, names in os.walk(folder) for name in names if ".batch" in name)
 
 
 def cmd_deliver(a: argparse.Namespace) -> None:

@@ -117,10 +117,9 @@ class Kestrel:
 
 
 def spool_backlog(spool: Path) -> int:
-    """Batch files in the spool folder, claimed or not."""
-    if not spool.exists():
-        return 0
-    return sum(1 for p in spool.iterdir() if ".batch" in p.name)
+    """Batch files in the spool folder (in its endpoints' subfolders), claimed or not."""
+    # os.walk ignores entries that vanish while it reads (batches being claimed and sent).
+    return sum(1 for _, _, names in os.walk(spool) for name in names if ".batch" in name)
 
 
 def wait_spool_empty(spool: Path, timeout: float = 60) -> None:

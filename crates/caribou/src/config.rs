@@ -6,7 +6,7 @@
 //!
 //! | variable | field | default |
 //! | --- | --- | --- |
-//! | `KESTREL_URL` | `endpoint` (base URL, e.g. `http://127.0.0.1:8750`) | none: disabled |
+//! | `KESTREL_URL` | `endpoint` (base URL `http://HOST[:PORT][/PATH]`, e.g. `http://127.0.0.1:8750`) | none: disabled |
 //! | `KESTREL_API_KEY` | `api_key` (sent as `Authorization: Bearer <key>`) | none |
 //! | `CARIBOU_QUEUE_CAPACITY` | `queue_capacity` (records) | 262,144 |
 //! | `CARIBOU_QUEUE_MAX_BYTES` | `queue_max_bytes` (bytes of the waiting records' JSON) | 256 MiB |
@@ -15,12 +15,15 @@
 //! | `CARIBOU_REQUEST_TIMEOUT_MS` | `request_timeout` | 10,000 ms |
 //! | `CARIBOU_MAX_RETRIES` | `max_retries` | 8 |
 //! | `CARIBOU_SPOOL` | `spool` (`0`/`false`/`off`/`no` turns the on-disk spool off) | on |
-//! | `CARIBOU_SPOOL_DIR` | `spool_dir` | `<user cache dir>/caribou/spool/<hash of endpoint>` |
-//! | `CARIBOU_SPOOL_MAX_BYTES` | `spool_max_bytes` | 1 GiB |
+//! | `CARIBOU_SPOOL_DIR` | `spool_dir` (batches go to `<it>/<hash of endpoint>`) | `<user cache dir>/caribou/spool` |
+//! | `CARIBOU_SPOOL_MAX_BYTES` | `spool_max_bytes` (per endpoint) | 1 GiB |
 //!
 //! An empty variable counts as unset. A value that does not parse, or is out of range (a capacity,
 //! batch size or interval of zero), is warned about once and the default is used: a typo in the
-//! environment never stops the agent.
+//! environment never stops the agent. An endpoint that cannot be used (not an `http://` URL with a
+//! host, see [`crate::endpoint`]), from `KESTREL_URL` or set in code, is refused when the config
+//! takes effect ([`crate::configure`]): warned once, and the SDK is disabled for the process
+//! rather than spooling batches that could never be sent.
 //!
 //! Limits: the queue holds at most `queue_capacity` records and at most `queue_max_bytes` of them
 //! (a record is queued as its JSON, written on the logging thread; it counts for its length plus
@@ -33,13 +36,17 @@
 //!
 //! The spool ([`crate::exporter`] and its `spool` module) keeps on disk the batches Kestrel does
 //! not take, up to `spool_max_bytes`, and delivers them when Kestrel is back, from this process or
-//! the next one using the same folder. With it off, such batches are retried `max_retries` times
-//! and then dropped (counted).
+//! the next one using the same folder. Inside the spool folder, default or `spool_dir`, each
+//! endpoint has a subfolder of its own (`<hash of endpoint>`), so a process replays only batches
+//! spooled for its own Kestrel (and, by a tag in each file, with its own API key). With the spool
+//! off, such batches are retried `max_retries` times and then dropped (counted).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use caribou_model::Phase;
+
+use crate::endpoint;
 
 /// Default queue capacity, in records.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 262_144;
@@ -61,7 +68,8 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 /// Everything the SDK needs to know. Code may override any field the environment set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Base URL of Kestrel, e.g. `http://127.0.0.1:8750`; `None` disables the SDK (a no-op).
+    /// Base URL of Kestrel, `http://HOST[:PORT][/PATH]`, e.g. `http://127.0.0.1:8750`; `None`
+    /// disables the SDK (a no-op), and so does a value that is not such a URL (warned once).
     pub endpoint: Option<String>,
     pub api_key: Option<String>,
     /// Project that traces are filed under (when `run_id` names no run).
@@ -87,9 +95,11 @@ pub struct Config {
     pub max_retries: u32,
     /// Keep batches Kestrel does not take in an on-disk spool (default on).
     pub spool: bool,
-    /// The spool folder; `None`: `<user cache dir>/caribou/spool/<hash of the endpoint>`.
+    /// The spool folder; `None`: `<user cache dir>/caribou/spool`. Batches are kept in its
+    /// subfolder `<hash of the endpoint>`, never in the folder itself.
     pub spool_dir: Option<PathBuf>,
-    /// Most bytes the spool folder holds; beyond it the oldest batches are deleted (counted).
+    /// Most bytes the spool holds for one endpoint (its subfolder); beyond it the oldest batches
+    /// are deleted (counted).
     pub spool_max_bytes: u64,
 }
 
@@ -182,7 +192,9 @@ impl Config {
     }
 
     /// The same config with values that would break the exporter (zero sizes and intervals)
-    /// replaced by the defaults.
+    /// replaced by the defaults, and an endpoint that cannot be used ([`crate::endpoint::check`])
+    /// removed, which disables the SDK; that is warned once per value (`tracing::warn!`, and
+    /// through [`crate::notice`] to the Python package's `logging`).
     pub(crate) fn sanitized(mut self) -> Config {
         if self.queue_capacity == 0 {
             self.queue_capacity = DEFAULT_QUEUE_CAPACITY;
@@ -205,9 +217,15 @@ impl Config {
         if self.spool_max_bytes == 0 {
             self.spool_max_bytes = DEFAULT_SPOOL_MAX_BYTES;
         }
-        if let Some(url) = &self.endpoint {
-            let trimmed = url.trim().trim_end_matches('/');
-            self.endpoint = (!trimmed.is_empty()).then(|| trimmed.to_owned());
+        if let Some(url) = self.endpoint.take() {
+            let trimmed = url.trim();
+            if !trimmed.trim_end_matches('/').is_empty() {
+                // A refused endpoint disables the SDK instead of spooling for ever (warned once).
+                match endpoint::check(trimmed) {
+                    Ok(used) => self.endpoint = Some(used),
+                    Err(refusal) => endpoint::warn_refused(&refusal),
+                }
+            }
         }
         self
     }
@@ -325,5 +343,30 @@ mod tests {
         assert_eq!(config.queue_capacity, DEFAULT_QUEUE_CAPACITY);
         assert_eq!(config.max_batch_records, DEFAULT_MAX_BATCH_RECORDS);
         assert_eq!(config.flush_interval, DEFAULT_FLUSH_INTERVAL);
+    }
+
+    #[test]
+    fn an_endpoint_that_cannot_be_used_disables_the_sdk_and_warns_once() {
+        // Values of this test alone: the warned-once memory is process-wide.
+        for raw in [
+            "not a url (config test)",
+            "ftp://config-test.example.com/",
+            "http://:8751",
+        ] {
+            let config = from(&[("KESTREL_URL", raw)]);
+            assert!(config.enabled(), "from_env keeps the value as given");
+            let sanitized = config.clone().sanitized();
+            assert_eq!(sanitized.endpoint, None, "{raw}");
+            assert!(!sanitized.enabled());
+            let value = raw.trim_end_matches('/');
+            assert!(
+                !crate::notice::warn_once(&endpoint::refusal_key(value), String::new()),
+                "{raw} was warned about"
+            );
+            // Configured again (a trainer calls configure twice): no second warning.
+            assert_eq!(config.sanitized().endpoint, None);
+        }
+        let usable = from(&[("KESTREL_URL", "http://127.0.0.1:8750/")]).sanitized();
+        assert_eq!(usable.endpoint.as_deref(), Some("http://127.0.0.1:8750"));
     }
 }

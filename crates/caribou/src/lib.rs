@@ -15,6 +15,8 @@
 //! ```
 //!
 //! - [`config`]: what to configure; the environment variables, read in one place.
+//! - [`endpoint`]: which Kestrel endpoints can be used; the others disable the SDK, warned once.
+//! - [`notice`]: warnings kept for bindings whose host has no `tracing` subscriber (Python).
 //! - [`global`]: the process-wide exporter: [`configure`], [`flush`], [`shutdown`],
 //!   [`after_fork_in_child`], [`stats`].
 //! - [`trace`]: [`TraceHandle`], one turn of a trace: log items, status, errors, metadata, tags.
@@ -27,10 +29,12 @@
 
 pub mod client;
 pub mod config;
+pub mod endpoint;
 pub mod error;
 pub mod exporter;
 pub mod global;
 pub mod ids;
+pub mod notice;
 pub mod scope;
 pub mod trace;
 

@@ -121,6 +121,40 @@ fn without_an_endpoint_everything_is_a_no_op() {
 }
 
 #[test]
+fn an_endpoint_that_cannot_be_used_disables_the_sdk() {
+    let _serial = serial();
+    for bad in [
+        "not a url",
+        "ftp://files.example.com",
+        "https://kestrel.example.com",
+        "http://",
+        "localhost:8750",
+    ] {
+        caribou::configure(Config {
+            endpoint: Some(bad.into()),
+            ..config(closed_port(), 8)
+        });
+        assert!(
+            !caribou::is_enabled(),
+            "{bad:?} was taken for an endpoint: the SDK is enabled"
+        );
+        assert_eq!(caribou::current_config().endpoint, None, "{bad}");
+        assert!(!caribou::KestrelClient::from_config(&caribou::current_config()).enabled());
+        // Logging is a no-op: nothing queued, nothing spooled for ever.
+        caribou::trace_run(TraceOptions::default(), |_| caribou::log(message("x")));
+        assert_eq!(caribou::stats(), caribou::Stats::default(), "{bad}");
+        assert_eq!(
+            caribou::flush(Some(Duration::from_secs(2))),
+            caribou::FlushReport::default()
+        );
+    }
+    // A usable endpoint afterwards works (the warning, once per value: `tests/warnings.rs`).
+    caribou::configure(config(closed_port(), 8));
+    assert!(caribou::is_enabled());
+    caribou::shutdown(Some(Duration::from_millis(300)));
+}
+
+#[test]
 fn a_fork_child_starts_a_fresh_exporter_lazily() {
     let _serial = serial();
     // A listener that never answers: the "parent's" exporter is stuck in a request, as it may be

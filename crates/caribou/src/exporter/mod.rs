@@ -9,8 +9,9 @@
 //!
 //! With the spool on (the default, [`spool`]), a batch Kestrel does not take (down, hung, 5xx) is
 //! written to disk after a short retry budget and delivered when Kestrel is back, by this process
-//! or the next one using the same folder; `flush` returns once every record logged before it is
-//! acknowledged *or* durably on disk, and reports both (`sent`, `spooled`). See [`worker`].
+//! or the next one using the same spool folder and endpoint; `flush` returns once every record
+//! logged before it is acknowledged *or* durably on disk, and reports both (`sent`, `spooled`).
+//! See [`worker`].
 //!
 //! Drop behaviour (never blocks, never fails, never panics into the agent):
 //! - queue full (`queue_capacity` records or `queue_max_bytes` of them): the record is dropped
@@ -310,18 +311,17 @@ fn margin(timeout: Duration) -> Duration {
     (timeout / 4).min(SPILL_MARGIN)
 }
 
-/// The spool of this config, if it is on and has a folder.
+/// The spool of this config, if it is on and has a folder: the endpoint's subfolder of the
+/// configured root, or of the default one.
 fn open_spool(config: &Config, endpoint: &str) -> Option<spool::Spool> {
     if !config.spool {
         return None;
     }
-    let dir = config
-        .spool_dir
-        .clone()
-        .or_else(|| spool::default_dir(endpoint));
-    match dir {
-        Some(dir) => Some(spool::Spool::new(
-            dir,
+    let root = config.spool_dir.clone().or_else(spool::default_root);
+    match root {
+        Some(root) => Some(spool::Spool::in_root(
+            &root,
+            endpoint,
             config.spool_max_bytes,
             config.api_key.as_deref(),
         )),

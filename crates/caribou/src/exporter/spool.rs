@@ -1,19 +1,31 @@
 //! The durable spool: sealed batches that Kestrel did not take (yet), kept on disk until it does.
 //!
-//! A spool is a folder of batch files, one per sealed batch: the exact zstd body that would have
-//! been posted, behind a 40-byte header (magic, record count, a tag of the API key, body length, an
-//! FNV-1a checksum of the body). Files are named `<µs since epoch, 16 hex>-<pid>-<seq>-<records>.batch`,
-//! so sorting names sorts oldest first, and a scan learns sizes and record counts without opening
-//! anything.
+//! Layout: a spool folder (the *root*: `<user cache dir>/caribou/spool`, or the configured
+//! `spool_dir`) holds one subfolder per endpoint, named by a hash of the endpoint
+//! ([`endpoint_dir`]); the batches of that endpoint live there. So any number of processes, for
+//! any number of Kestrels, may share one root, and a process only ever sees (and sends) batches
+//! spooled for its own endpoint. The hash is of the endpoint as configured (trimmed, without
+//! trailing `/`): two spellings of one server (`localhost` and `127.0.0.1`) are two folders,
+//! each delivered by processes using that spelling.
+//!
+//! Batch files found in the root itself are not replayed: the root says nothing about which
+//! Kestrel they were spooled for. They are left where they are, and the exporter warns once per
+//! process ([`leftovers`]) saying where they are and where to move them to deliver them.
+//!
+//! An endpoint's folder holds batch files, one per sealed batch: the exact zstd body that would
+//! have been posted, behind a 40-byte header (magic, record count, a tag of the API key, body
+//! length, an FNV-1a checksum of the body). Files are named
+//! `<µs since epoch, 16 hex>-<pid>-<seq>-<records>.batch`, so sorting names sorts oldest first,
+//! and a scan learns sizes and record counts without opening anything.
 //!
 //! Invariants:
 //! - A batch file appears whole or not at all: it is written to `.tmp-<pid>-<seq>`, fsynced,
 //!   renamed to its final name, and the folder is fsynced. Only then is the batch counted as
 //!   spooled (so `flush()` saying "spooled" means it survives a SIGKILL or a power cut).
-//! - Several processes may share a spool (every process with the same endpoint does, by default).
-//!   A process claims a file before sending it by renaming it to `<name>.claim-<pid>-<ms>`
-//!   (atomic: one process wins), deletes it once Kestrel acknowledged it, and renames it back if
-//!   the send failed. Claims left by a dead process (its pid gone from `/proc`, or any claim older
+//! - Several processes may share an endpoint's folder (every process with the same endpoint and
+//!   spool root does). A process claims a file before sending it by renaming it to
+//!   `<name>.claim-<pid>-<ms>` (atomic: one process wins), deletes it once Kestrel acknowledged
+//!   it, and renames it back if the send failed. Claims left by a dead process (its pid gone from `/proc`, or any claim older
 //!   than [`STALE_CLAIM`]) are released by the next scan. A batch sent twice is harmless: Kestrel
 //!   stores every record once, by id.
 //! - A process replays only batches spooled with the same API key (a hash of it is in the
@@ -52,14 +64,43 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The spool folder used when none is configured: `<user cache>/caribou/spool/<hash of endpoint>`.
-pub fn default_dir(endpoint: &str) -> Option<PathBuf> {
-    let base = dirs::cache_dir()?;
-    Some(
-        base.join("caribou")
-            .join("spool")
-            .join(format!("{:016x}", fnv1a(endpoint.as_bytes()))),
-    )
+/// The spool root used when none is configured: `<user cache dir>/caribou/spool`.
+pub fn default_root() -> Option<PathBuf> {
+    Some(dirs::cache_dir()?.join("caribou").join("spool"))
+}
+
+/// The folder of `endpoint`'s batches inside a spool root: `<root>/<hash of endpoint>`, 16 hex
+/// digits of FNV-1a (a name that never looks like a batch file).
+pub fn endpoint_dir(root: &Path, endpoint: &str) -> PathBuf {
+    root.join(format!("{:016x}", fnv1a(endpoint.as_bytes())))
+}
+
+/// Batch files lying in a spool root itself, outside every endpoint's folder.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Leftovers {
+    pub files: u64,
+    pub records: u64,
+}
+
+/// Counts the batch files (ready or claimed) in `root` itself; they are never replayed (see the
+/// module docs). A root that does not exist or cannot be read has none.
+pub fn leftovers(root: &Path) -> Leftovers {
+    let mut found = Leftovers::default();
+    let Ok(entries) = fs::read_dir(root) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let records =
+            records_of(&name).or_else(|| parse_claim(&name).and_then(|c| records_of(c.0)));
+        if let Some(records) = records {
+            found.files += 1;
+            found.records += records;
+        }
+    }
+    found
 }
 
 /// A ready batch file, as known from the last scan or from writing it.
@@ -101,6 +142,8 @@ pub struct Written {
 /// One process's handle on a spool folder. Not shared between threads (the exporter thread owns it).
 #[derive(Debug)]
 pub struct Spool {
+    /// The root this endpoint's folder is in, when opened with [`Spool::in_root`].
+    root: Option<PathBuf>,
     dir: PathBuf,
     max_bytes: u64,
     key_tag: u64,
@@ -113,9 +156,20 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// A handle; touches nothing on disk (the folder is created on the first write).
+    /// A handle on `endpoint`'s folder inside the spool root `root` ([`endpoint_dir`]); touches
+    /// nothing on disk.
+    pub fn in_root(root: &Path, endpoint: &str, max_bytes: u64, api_key: Option<&str>) -> Spool {
+        Spool {
+            root: Some(root.to_path_buf()),
+            ..Spool::new(endpoint_dir(root, endpoint), max_bytes, api_key)
+        }
+    }
+
+    /// A handle on the batch folder `dir`; touches nothing on disk (the folder is created on the
+    /// first write).
     pub fn new(dir: PathBuf, max_bytes: u64, api_key: Option<&str>) -> Spool {
         Spool {
+            root: None,
             dir,
             max_bytes,
             key_tag: key_tag(api_key),
@@ -127,8 +181,14 @@ impl Spool {
         }
     }
 
+    /// This endpoint's batch folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The spool root the folder is in (see [`Spool::in_root`]).
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// Whether a batch file this process may replay is known.
@@ -616,6 +676,59 @@ mod tests {
         other.release(c);
         third.scan().unwrap();
         assert!(third.has_batches());
+    }
+
+    #[test]
+    fn each_endpoint_has_its_folder_in_a_shared_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let mut a = Spool::in_root(root, "http://127.0.0.1:1111", 1 << 20, Some("key"));
+        a.write(b"for a", 2).unwrap();
+        assert_eq!(a.dir(), endpoint_dir(root, "http://127.0.0.1:1111"));
+        assert_eq!(a.root(), Some(root));
+        assert_eq!(names(&endpoint_dir(root, "http://127.0.0.1:1111")).len(), 1);
+
+        // Same root and key, another endpoint: nothing to replay.
+        let mut b = Spool::in_root(root, "http://127.0.0.1:2222", 1 << 20, Some("key"));
+        b.scan().unwrap();
+        assert!(!b.has_batches());
+        assert!(b.claim_next().is_none());
+        // The endpoint's own next process finds it.
+        let mut a2 = Spool::in_root(root, "http://127.0.0.1:1111", 1 << 20, Some("key"));
+        a2.scan().unwrap();
+        assert_eq!(a2.backlog(), (1, 2));
+        assert_eq!(
+            leftovers(root),
+            Leftovers::default(),
+            "nothing in the root itself"
+        );
+    }
+
+    #[test]
+    fn leftovers_are_the_batch_files_in_the_root_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        assert_eq!(leftovers(&root.join("missing")), Leftovers::default());
+        let mut loose = spool(root, 1 << 20, None);
+        loose.write(b"x", 3).unwrap();
+        loose.write(b"y", 5).unwrap();
+        let name = names(root).remove(0);
+        fs::rename(
+            root.join(&name),
+            root.join(format!("{name}.claim-4000000000-1")),
+        )
+        .unwrap();
+        fs::write(root.join("notes.txt"), b"kept").unwrap();
+        Spool::in_root(root, "http://h:1", 1 << 20, None)
+            .write(b"z", 7)
+            .unwrap();
+        assert_eq!(
+            leftovers(root),
+            Leftovers {
+                files: 2,
+                records: 8
+            }
+        );
     }
 
     #[test]

@@ -199,7 +199,12 @@ fn spool_config(port: u16, dir: &std::path::Path) -> Config {
     }
 }
 
-/// Records in the spool folder, from the batch files' names.
+/// The batch folder of the endpoint on `port` inside the spool root `root`.
+fn batch_dir(root: &std::path::Path, port: u16) -> std::path::PathBuf {
+    spool::endpoint_dir(root, &format!("http://127.0.0.1:{port}"))
+}
+
+/// Records in a batch folder, from the batch files' names.
 fn spooled_records(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -220,7 +225,9 @@ fn spooled_records(dir: &std::path::Path) -> u64 {
 #[test]
 fn spool_takes_what_an_unreachable_kestrel_does_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let exporter = Exporter::start(&spool_config(closed_port(), tmp.path())).unwrap();
+    let port = closed_port();
+    let dir = batch_dir(tmp.path(), port);
+    let exporter = Exporter::start(&spool_config(port, tmp.path())).unwrap();
     let turn = turn();
     for _ in 0..100 {
         exporter.enqueue(record(&turn));
@@ -238,7 +245,7 @@ fn spool_takes_what_an_unreachable_kestrel_does_not() {
         "{report:?}"
     );
     assert!(!report.timed_out);
-    assert_eq!(spooled_records(tmp.path()), 100);
+    assert_eq!(spooled_records(&dir), 100);
     // Kestrel is taken as down now: new records go straight to the spool.
     for _ in 0..25 {
         exporter.enqueue(record(&turn));
@@ -257,7 +264,7 @@ fn spool_takes_what_an_unreachable_kestrel_does_not() {
         (125, 0, 0)
     );
     // Probes may have claimed a file for a moment; none is left claimed or lost.
-    assert_eq!(spooled_records(tmp.path()), 125);
+    assert_eq!(spooled_records(&dir), 125);
 }
 
 /// Whether the disk under `dir` syncs a small file in under 50 ms, three times running. The spill
@@ -340,16 +347,17 @@ fn a_hung_kestrel_is_spilled_to_the_spool_before_the_flush_deadline() {
         );
     }
     // Whatever the disk's speed, every record ends on disk (the spill goes on past a deadline).
-    assert_eq!(spool_reaches(tmp.path(), 40), 40);
+    assert_eq!(spool_reaches(&batch_dir(tmp.path(), port), 40), 40);
     drop(listener);
 }
 
 #[test]
 fn a_full_spool_drops_its_oldest_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
+    let port = closed_port();
     let exporter = Exporter::start(&Config {
         spool_max_bytes: 4_000,
-        ..spool_config(closed_port(), tmp.path())
+        ..spool_config(port, tmp.path())
     })
     .unwrap();
     let turn = turn();
@@ -362,7 +370,7 @@ fn a_full_spool_drops_its_oldest_and_says_so() {
     assert!(stats.dropped_spool > 0, "{stats:?}");
     assert_eq!(report.dropped, stats.dropped_spool);
     assert_eq!(
-        spooled_records(tmp.path()) + stats.dropped_spool,
+        spooled_records(&batch_dir(tmp.path(), port)) + stats.dropped_spool,
         200,
         "every record is either on disk or counted as dropped"
     );

@@ -18,6 +18,8 @@ use caribou_model::api::ErrorBody;
 
 use crate::config::Config;
 
+/// Where batches are posted, below the endpoint.
+pub const INGEST_PATH: &str = "/api/v1/ingest";
 /// Longest `Retry-After` honoured; a larger value is clamped (the batch's retries stay bounded).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Most bytes of an error answer read (Kestrel's are a few hundred).
@@ -81,7 +83,7 @@ impl Transport {
     pub fn new(config: &Config, endpoint: &str) -> Transport {
         Transport {
             agent: agent(config),
-            url: format!("{endpoint}/api/v1/ingest"),
+            url: format!("{endpoint}{INGEST_PATH}"),
             auth: bearer(config.api_key.as_deref()),
         }
     }

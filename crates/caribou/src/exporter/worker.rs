@@ -27,7 +27,9 @@
 //! - shortly before a `flush` or `shutdown` deadline, whatever is still held (queue, batch being
 //!   built, batch in flight) is spooled, so the call returns with everything either acknowledged
 //!   or on disk, and says so;
-//! - the folder is re-read every [`RESCAN_EVERY`] for batches other processes left there.
+//! - the folder is re-read every [`RESCAN_EVERY`] for batches other processes left there;
+//! - at start, batch files lying in the spool root itself (outside every endpoint's folder) are
+//!   counted and warned about once per process; they are never replayed nor touched.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -169,7 +171,42 @@ pub fn run(parts: WorkerParts) {
         control_open: true,
         rng,
     };
+    if let Some(spool) = &worker.parts.spool {
+        warn_leftovers(spool, &worker.parts.url);
+    }
     worker.run();
+}
+
+/// Warns (once per process and spool root) about batch files in the root itself, which no
+/// process replays: the root does not say which Kestrel they were spooled for (see
+/// [`super::spool`]). They are left where they are.
+fn warn_leftovers(spool: &Spool, ingest_url: &str) {
+    let Some(root) = spool.root() else { return };
+    let found = super::spool::leftovers(root);
+    if found.files == 0 {
+        return;
+    }
+    let endpoint = ingest_url
+        .strip_suffix(super::transport::INGEST_PATH)
+        .unwrap_or(ingest_url);
+    crate::notice::warn_once(
+        &leftovers_key(root),
+        format!(
+            "caribou: {} spooled batch file(s) ({} records) lie in the spool folder {} itself, \
+             where they are never replayed: batches are kept in one subfolder per Kestrel \
+             endpoint, and these do not say which Kestrel they were spooled for. They are left \
+             alone. If they were spooled for {endpoint}, move them into {} to deliver them",
+            found.files,
+            found.records,
+            root.display(),
+            spool.dir().display()
+        ),
+    );
+}
+
+/// The key under which leftovers in `root` warn once (see [`crate::notice`]).
+pub(crate) fn leftovers_key(root: &std::path::Path) -> String {
+    format!("spool-leftovers:{}", root.display())
 }
 
 impl Worker {
