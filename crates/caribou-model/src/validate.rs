@@ -69,7 +69,7 @@ impl Default for Limits {
 }
 
 /// Year 3000 in microseconds: anything later is a unit mistake (nanoseconds or milliseconds).
-const MAX_TS_US: i64 = 32_503_680_000_000_000;
+pub const MAX_TS_US: i64 = 32_503_680_000_000_000;
 /// 2001-09-09 in microseconds: anything earlier is most likely seconds or milliseconds.
 const MIN_TS_US: i64 = 1_000_000_000_000_000;
 

@@ -10,7 +10,10 @@
 //! - Ingest is idempotent per record id: a record seen before is counted as a duplicate and changes
 //!   nothing.
 //! - Records of a trace may arrive in any order, in any batches; the result is the same.
-//! - A client mistake is a [`StoreError::Invalid`] or [`StoreError::NotFound`], never `Internal`.
+//! - A client mistake is a [`StoreError::Invalid`], [`StoreError::NotFound`] or
+//!   [`StoreError::Conflict`], never `Internal`.
+//! - Every read ends by its deadline ([`StoreError::Unavailable`] past it) and stops soon after its
+//!   future is dropped (the client went away).
 //! - Search ([`Store::search_traces`], the aggregates) takes a parsed [`Query`]. Everything a query
 //!   names is searchable as soon as its ingest is acknowledged, except words in message and tool
 //!   text, which a backend may index in the background: they become searchable once
@@ -38,9 +41,17 @@ pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
     /// The request is wrong in a way only the store can tell (a 400): a bad cursor, a run id that
-    /// names no run where one is required, ...
+    /// names no run where one is required, a trace past its bounds, ...
     #[error("{0}")]
     Invalid(String),
+    /// The request contradicts what is stored (a 409): a trace id that belongs to another
+    /// project, a record id sent again with other content. Nothing of the request is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store could not answer in time (a 503): a query ran past its deadline and was
+    /// stopped. Nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else (a 500): disk full, corrupt file, a bug. Logged, never shown to clients.
     #[error("{0}")]
     Internal(String),
@@ -89,7 +100,13 @@ impl TimeseriesRequest {
                 self.until_us, self.since_us
             )));
         }
-        let start = self.since_us.div_euclid(self.bucket_us) * self.bucket_us;
+        let start = self
+            .since_us
+            .div_euclid(self.bucket_us)
+            .checked_mul(self.bucket_us)
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("since ({}) is out of range", self.since_us))
+            })?;
         let span = i128::from(self.until_us) - i128::from(start);
         let n = (span + i128::from(self.bucket_us) - 1) / i128::from(self.bucket_us);
         match u64::try_from(n) {

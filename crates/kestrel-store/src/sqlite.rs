@@ -71,6 +71,9 @@ use writer::{Background, Job, Msg, Pace, WriterLimits};
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "kestrel.sqlite3";
 
+/// How long a read may take by default.
+pub const DEFAULT_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How to open a [`SqliteStore`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqliteConfig {
@@ -82,17 +85,21 @@ pub struct SqliteConfig {
     pub writer_queue: usize,
     /// The writer commits at most about this many records in one transaction.
     pub max_group_records: usize,
+    /// How long one read (a search, an aggregate, a trace) may take, waiting for a connection
+    /// included; past it the read is stopped and answers [`StoreError::Unavailable`].
+    pub query_timeout: std::time::Duration,
 }
 
 impl SqliteConfig {
     /// Defaults: 4 read connections, a writer queue of 1024 requests, groups of up to 50,000
-    /// records.
+    /// records, reads stopped after [`DEFAULT_QUERY_TIMEOUT`].
     pub fn new(data_dir: impl Into<PathBuf>) -> SqliteConfig {
         SqliteConfig {
             data_dir: data_dir.into(),
             read_connections: 4,
             writer_queue: 1024,
             max_group_records: 50_000,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
     }
 
@@ -131,7 +138,7 @@ impl SqliteStore {
         })?;
         let path = config.db_path();
         let conn = schema::open_writer(&path)?;
-        let readers = ReadPool::open(&path, config.read_connections)?;
+        let readers = ReadPool::open(&path, config.read_connections, config.query_timeout)?;
         let limits = WriterLimits {
             queue: config.writer_queue,
             max_group_weight: config.max_group_records.max(1),
@@ -257,11 +264,11 @@ fn closed() -> StoreError {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, batch: Batch) -> Result<IngestResponse> {
-        let weight = batch.records.len();
         // Grouping and encoding run off the writer thread, in parallel across requests.
-        let prepared = tokio::task::spawn_blocking(move || prepare::prepare(batch, true))
+        let prepared = tokio::task::spawn_blocking(move || prepare::prepare(batch))
             .await
             .map_err(|e| StoreError::Internal(format!("preparing a batch failed: {e}")))??;
+        let weight = prepared.weight;
         let done = self
             .write(weight, move |conn| ingest::ingest(conn, prepared))
             .await?;

@@ -22,11 +22,13 @@ use crate::Store;
 
 pub mod catalog;
 pub mod fixtures;
+pub mod hostile;
 pub mod lists;
 pub mod search;
 pub mod traces;
 
 pub use catalog::*;
+pub use hostile::*;
 pub use lists::*;
 pub use search::*;
 pub use traces::*;
@@ -96,6 +98,10 @@ macro_rules! store_suite {
             large_lists_page_exactly,
             rare_words_page_exactly,
             aggregates_match_the_generated_figures,
+            trace_ids_never_join_two_projects,
+            a_record_id_resent_with_other_content_is_a_conflict,
+            traces_are_bounded,
+            sums_saturate_and_stay_finite,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

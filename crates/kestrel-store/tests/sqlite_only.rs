@@ -420,7 +420,8 @@ async fn sort_bounds_cover_every_id_and_are_rebuilt_at_upgrade() {
         }
         // Make the file look as version 5 left it.
         conn.execute_batch(
-            "DROP TABLE chunk_bounds; DROP TABLE trace_bounds; PRAGMA user_version = 5",
+            "DROP TABLE chunk_bounds; DROP TABLE trace_bounds;
+             ALTER TABLE item_chunks DROP COLUMN record_hashes; PRAGMA user_version = 5",
         )
         .expect("back to version 5");
     }

@@ -8,6 +8,10 @@
 //!
 //! Cost: the durations and grade values of the matching traces are read into memory to compute
 //! quantiles; that is 8 bytes per trace (a million traces, 8 MB), fine for one machine.
+//!
+//! Every figure is finite and no sum overflows, whatever is stored: token sums are taken as
+//! `TOTAL()` (a float, where `SUM()` of large integers raises "integer overflow") and saturate at
+//! `u64::MAX`; float figures are clamped to the finite range ([`finite`]).
 
 use std::collections::BTreeMap;
 
@@ -36,10 +40,7 @@ pub(crate) struct Figures {
 
 impl Figures {
     pub(crate) fn duration_mean(&self) -> Option<f64> {
-        if self.durations_ms.is_empty() {
-            return None;
-        }
-        Some(self.durations_ms.iter().sum::<f64>() / self.durations_ms.len() as f64)
+        mean(&self.durations_ms)
     }
 
     /// Sorts the durations and returns the `q` quantile.
@@ -61,7 +62,7 @@ impl Figures {
             errors: self.status.get(&RolloutStatus::Error).copied().unwrap_or(0),
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
-            cost_usd: self.cost_usd,
+            cost_usd: finite(self.cost_usd),
             duration_ms_mean: self.duration_mean(),
             duration_ms_p50: self.duration_quantile(0.5),
             duration_ms_p90: self.duration_quantile(0.9),
@@ -84,7 +85,7 @@ pub(crate) fn figures_by(
     let args = || params_from_iter(sql.args.iter());
 
     let totals = format!(
-        "SELECT {group}, t.status, COUNT(*), SUM(t.input_tokens), SUM(t.output_tokens), TOTAL(t.cost_usd)
+        "SELECT {group}, t.status, COUNT(*), TOTAL(t.input_tokens), TOTAL(t.output_tokens), TOTAL(t.cost_usd)
          FROM traces t WHERE {cond} GROUP BY 1, 2"
     );
     let mut select = conn.prepare(&totals)?;
@@ -93,8 +94,8 @@ pub(crate) fn figures_by(
             r.get::<_, i64>(0)?,
             values::status(1, &r.get::<_, String>(1)?)?,
             values::count(r.get(2)?),
-            values::count(r.get(3)?),
-            values::count(r.get(4)?),
+            values::total_count(r.get(3)?),
+            values::total_count(r.get(4)?),
             r.get::<_, f64>(5)?,
         ))
     })?;
@@ -103,9 +104,9 @@ pub(crate) fn figures_by(
         let f = out.entry(g).or_default();
         f.traces += n;
         *f.status.entry(status).or_default() += n;
-        f.input_tokens += input;
-        f.output_tokens += output;
-        f.cost_usd += cost;
+        f.input_tokens = f.input_tokens.saturating_add(input);
+        f.output_tokens = f.output_tokens.saturating_add(output);
+        f.cost_usd = finite(f.cost_usd + cost);
     }
 
     let durations = format!(
@@ -229,12 +230,35 @@ pub(crate) fn grade_stats(mut values: Vec<f64>) -> GradeStats {
     }
     GradeStats {
         count: n as u64,
-        mean: Some(values.iter().sum::<f64>() / n as f64),
+        mean: mean(&values),
         min: values.first().copied(),
         max: values.last().copied(),
         p50: quantile(&values, 0.5),
         p90: quantile(&values, 0.9),
     }
+}
+
+/// `x` in the finite range: infinities become the largest finite values, NaN zero. JSON has no
+/// infinity (it would be sent as `null` where a number is promised).
+pub(crate) fn finite(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-f64::MAX, f64::MAX)
+    }
+}
+
+/// The mean of `values`; when their sum overflows, summed as fractions instead.
+fn mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let plain = values.iter().sum::<f64>() / n;
+    if plain.is_finite() {
+        return Some(plain);
+    }
+    Some(finite(values.iter().map(|v| v / n).sum()))
 }
 
 /// The `q` quantile of sorted `values`, linear between closest ranks: for `n` values, `q` is read
@@ -246,7 +270,13 @@ pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     let (a, b) = (*sorted.get(lo)?, *sorted.get(hi)?);
-    Some(a + (b - a) * (pos - lo as f64))
+    let t = pos - lo as f64;
+    let plain = a + (b - a) * t;
+    if plain.is_finite() {
+        return Some(plain);
+    }
+    // `b - a` overflowed (values of opposite signs near the float limits).
+    Some(finite(a * (1.0 - t) + b * t))
 }
 
 #[cfg(test)]

@@ -30,6 +30,12 @@ pub(crate) fn project_id_or_create(conn: &Connection, name: &str) -> Result<i64>
     Ok(select.query_row([name], |r| r.get(0))?)
 }
 
+/// The name of the project with that row id.
+pub(crate) fn project_name(conn: &Connection, rowid: i64) -> Result<Option<String>> {
+    let mut select = conn.prepare_cached("SELECT name FROM projects WHERE id = ?1")?;
+    Ok(select.query_row([rowid], |r| r.get(0)).optional()?)
+}
+
 pub(crate) fn project_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
     let mut select = conn.prepare_cached("SELECT id FROM projects WHERE name = ?1")?;
     Ok(select.query_row([name], |r| r.get(0)).optional()?)

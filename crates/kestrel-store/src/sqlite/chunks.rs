@@ -1,6 +1,8 @@
 //! Item chunks: the items of one trace written by one ingest request, stored together as
 //! zstd (level 1) of a JSON array of [`StoredItem`], with the ids of all that request's records
-//! of the trace (the dedup set; see migration 0003). A request with no item for a trace still
+//! of the trace (the dedup set; see migration 0003) and their content hashes in the same order
+//! (8 bytes each, little-endian; `NULL` in chunks written before migration 0009, whose records are
+//! then taken as retries whatever their content). A request with no item for a trace still
 //! writes a chunk (`n = 0`, empty `data`) to keep its ids.
 //!
 //! Storing items in chunks instead of a row each is what keeps ingest near the disk's append
@@ -12,11 +14,12 @@
 
 use caribou_model::api::StoredItem;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
+use super::prepare::RecordKey;
 use super::schema::internal;
 use crate::Result;
 
@@ -37,13 +40,18 @@ thread_local! {
 pub(crate) fn encode(items: &[StoredItem]) -> Result<Vec<u8>> {
     let mut json = Vec::new();
     caribou_model::json::write(&mut json, items).map_err(|e| internal("encoding items", e))?;
+    compress(&json)
+}
+
+/// Compresses the JSON array of a chunk's items.
+pub(crate) fn compress(json: &[u8]) -> Result<Vec<u8>> {
     COMPRESSOR
         .with_borrow_mut(|slot| {
             let compressor = match slot {
                 Some(c) => c,
                 None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
             };
-            compressor.compress(&json)
+            compressor.compress(json)
         })
         .map_err(|e| internal("compressing items", e))
 }
@@ -68,15 +76,15 @@ pub(crate) fn decompress(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Writes the chunk of one trace for one request: its `items` (possibly none), their encoding
-/// (`data`, made here when `None`), and the ids of every record of the request for that trace.
-/// A chunk is written even without items: its ids are what later retries are checked against.
-/// Returns the chunk's id.
+/// (`data`, made here when `None`), and the ids and content hashes of every record of the request
+/// for that trace. A chunk is written even without items: its ids are what later retries are
+/// checked against. Returns the chunk's id.
 pub(crate) fn write(
     conn: &Connection,
     trace_rowid: i64,
     items: &[StoredItem],
     data: Option<Vec<u8>>,
-    record_ids: &[Uuid],
+    keys: &[RecordKey],
 ) -> Result<i64> {
     let min_ts = items.iter().map(|i| i.ts).min().unwrap_or(0);
     let max_ts = items.iter().map(|i| i.ts).max().unwrap_or(0);
@@ -85,13 +93,15 @@ pub(crate) fn write(
         None if items.is_empty() => Vec::new(),
         None => encode(items)?,
     };
-    let mut ids = Vec::with_capacity(record_ids.len() * 16);
-    for id in record_ids {
-        ids.extend_from_slice(id.as_bytes());
+    let mut ids = Vec::with_capacity(keys.len() * 16);
+    let mut hashes = Vec::with_capacity(keys.len() * 8);
+    for key in keys {
+        ids.extend_from_slice(key.id.as_bytes());
+        hashes.extend_from_slice(&key.hash.to_le_bytes());
     }
     let mut insert = conn.prepare_cached(
-        "INSERT INTO item_chunks(trace_rowid, n, min_ts, max_ts, data, record_ids)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO item_chunks(trace_rowid, n, min_ts, max_ts, data, record_ids, record_hashes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     insert.execute(params![
         trace_rowid,
@@ -99,31 +109,43 @@ pub(crate) fn write(
         min_ts,
         max_ts,
         data,
-        ids
+        ids,
+        hashes
     ])?;
     Ok(conn.last_insert_rowid())
 }
 
-/// The record ids stored with a trace's chunks, and whether some of its chunks predate them
-/// (schema version 2: their ids are in the `record_ids` table instead).
-pub(crate) fn record_ids(conn: &Connection, trace_rowid: i64) -> Result<(HashSet<Uuid>, bool)> {
-    let mut select =
-        conn.prepare_cached("SELECT record_ids FROM item_chunks WHERE trace_rowid = ?1")?;
+/// The record ids stored with a trace's chunks, each with its content hash when its chunk keeps
+/// one, and whether some of its chunks predate the ids (schema version 2: their ids are in the
+/// `record_ids` table instead).
+pub(crate) fn record_ids(
+    conn: &Connection,
+    trace_rowid: i64,
+) -> Result<(HashMap<Uuid, Option<u64>>, bool)> {
+    let mut select = conn.prepare_cached(
+        "SELECT record_ids, record_hashes FROM item_chunks WHERE trace_rowid = ?1",
+    )?;
     let mut rows = select.query([trace_rowid])?;
-    let mut ids = HashSet::new();
+    let mut ids = HashMap::new();
     let mut legacy = false;
     while let Some(row) = rows.next()? {
-        let Some(blob) = row
-            .get_ref(0)?
-            .as_blob_or_null()
-            .map_err(|e| internal("reading record ids", e))?
-        else {
+        let blob = |i: usize| {
+            row.get_ref(i)
+                .and_then(|v| Ok(v.as_blob_or_null()?))
+                .map_err(|e| internal("reading record ids", e))
+        };
+        let Some(id_blob) = blob(0)? else {
             legacy = true;
             continue;
         };
-        for raw in blob.chunks_exact(16) {
+        let hashes = blob(1)?.filter(|h| h.len() * 2 == id_blob.len());
+        for (i, raw) in id_blob.chunks_exact(16).enumerate() {
+            let hash = hashes
+                .and_then(|h| h.get(i * 8..i * 8 + 8))
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes);
             if let Ok(id) = Uuid::from_slice(raw) {
-                ids.insert(id);
+                ids.insert(id, hash);
             }
         }
     }

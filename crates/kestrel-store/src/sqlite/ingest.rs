@@ -16,14 +16,15 @@
 //! Dedup is per trace: a record id is a duplicate when a record with that id was stored for the
 //! same trace (ids are UUIDs made by the SDK, so two traces never share one in practice).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use caribou_model::api::{IngestResponse, StoredItem};
+use caribou_model::validate::excerpt;
 use caribou_model::{Batch, Item, Record, now_us};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::chunks;
-use super::prepare::{PreparedBatch, PreparedTrace, prepare};
+use super::prepare::{PreparedBatch, PreparedTrace, prepare, reused_id};
 use super::sort_bounds::{self, Ids};
 use super::trace_row::{Filing, TraceRow};
 use crate::Result;
@@ -57,7 +58,7 @@ pub(crate) fn ingest(conn: &Connection, batch: PreparedBatch) -> Result<Ingested
             // Ids all above the trace's greatest: nothing of this request can be stored already.
             let all_newer = stored
                 .max_record_id
-                .is_some_and(|max| trace.ids.iter().all(|id| *id > max));
+                .is_some_and(|max| trace.keys.iter().all(|k| k.id > max));
             if let (false, Some(id)) = (all_newer, stored.id) {
                 let (dropped, old) = drop_stored(conn, id, &mut trace, &mut legacy_ids)?;
                 response.duplicates += dropped as u64;
@@ -68,16 +69,16 @@ pub(crate) fn ingest(conn: &Connection, batch: PreparedBatch) -> Result<Ingested
             out.spent.push(trace);
             continue;
         };
-        response.accepted += trace.ids.len() as u64;
+        response.accepted += trace.keys.len() as u64;
         let mut row = row.unwrap_or_else(|| TraceRow::new(&trace.trace_id, first_ts));
         // A trace with ids in `record_ids` keeps no maximum: those ids are not in it, so every
         // request of it is checked in full.
         if !legacy {
-            row.max_record_id = row.max_record_id.max(trace.ids.iter().max().copied());
+            row.max_record_id = row.max_record_id.max(trace.keys.iter().map(|k| k.id).max());
         }
         apply(conn, &mut filing, &mut row, &trace)?;
         let id = row.save(conn)?;
-        let chunk = chunks::write(conn, id, &trace.items, trace.chunk.take(), &trace.ids)?;
+        let chunk = chunks::write(conn, id, &trace.items, trace.chunk.take(), &trace.keys)?;
         let sort_ts = row.sort_ts();
         if !trace.items.is_empty() {
             chunk_bounds.added(chunk, sort_ts);
@@ -108,8 +109,10 @@ pub(crate) fn ingest(conn: &Connection, batch: PreparedBatch) -> Result<Ingested
 }
 
 /// Drops from `trace` the records already stored for the stored trace `trace_rowid`; returns how
-/// many, and whether the trace may have ids in the `record_ids` table. `legacy_ids` caches, per request, whether the `record_ids` table of schema version 2 holds
-/// anything (only then are ids also looked up there).
+/// many, and whether the trace may have ids in the `record_ids` table. A stored id whose content
+/// hash differs from the one sent is a [`crate::StoreError::Conflict`]. `legacy_ids` caches, per
+/// request, whether the `record_ids` table of schema version 2 holds anything (only then are
+/// ids also looked up there).
 fn drop_stored(
     conn: &Connection,
     trace_rowid: i64,
@@ -132,16 +135,26 @@ fn drop_stored(
     } else {
         false
     };
-    let mut in_legacy = Vec::new();
+    let mut in_legacy = HashSet::new();
     if legacy {
         let mut select = conn.prepare_cached("SELECT 1 FROM record_ids WHERE id = ?1")?;
-        for id in &trace.ids {
-            if select.exists([id.as_bytes().as_slice()])? {
-                in_legacy.push(*id);
+        for key in &trace.keys {
+            if select.exists([key.id.as_bytes().as_slice()])? {
+                in_legacy.insert(key.id);
             }
         }
     }
-    let dropped = trace.retain(|id| !stored.contains(id) && !in_legacy.contains(id));
+    for key in &trace.keys {
+        if let Some(Some(hash)) = stored.get(&key.id)
+            && *hash != key.hash
+        {
+            return Err(reused_id(
+                key.id,
+                &format!("again for trace {}", excerpt(&trace.trace_id)),
+            ));
+        }
+    }
+    let dropped = trace.retain(|k| !stored.contains_key(&k.id) && !in_legacy.contains(&k.id));
     Ok((dropped, legacy))
 }
 
@@ -212,6 +225,6 @@ pub(crate) fn add_grade(
     let batch = Batch {
         records: vec![Record::Item(record)],
     };
-    ingest(conn, prepare(batch, false)?)?;
+    ingest(conn, prepare(batch)?)?;
     Ok(stored)
 }

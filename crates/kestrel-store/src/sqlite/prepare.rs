@@ -3,28 +3,44 @@
 //!
 //! The writer is the bottleneck of ingest (one thread, one connection), so what can run elsewhere
 //! runs here, in parallel across requests: grouping the records by trace, dropping ids repeated
-//! inside the batch, encoding each trace's items as the chunk the writer will store (JSON, then
-//! zstd), and making their text for the full-text indexer (see `text_cache`). The writer then only looks the trace up, drops records it already has, and writes
-//! rows.
+//! inside the batch, hashing each record's content, encoding each trace's items as the chunk the
+//! writer will store (JSON, then zstd), and making their text for the full-text indexer (see
+//! `text_cache`). The writer then only looks the trace up, drops records it already has, and
+//! writes rows.
+//!
+//! Content hashes: every record gets a 64-bit hash (xxh3) of its JSON as `caribou_model::json`
+//! writes it (an item: its stored element, the bytes its chunk holds). An id seen twice, in one
+//! batch or across batches, is a retry when the hashes agree (counted as a duplicate) and a
+//! client's mistake when they differ ([`StoreError::Conflict`]): the first copy is kept.
 //!
 //! Invariant: a [`PreparedTrace`]'s `chunk` and `text`, when present, are exactly the encoding and
 //! the full-text of its `items`; whoever removes items (the writer, on a retried batch) drops both.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use caribou_model::api::StoredItem;
 use caribou_model::{Batch, Record};
 use uuid::Uuid;
+use xxhash_rust::xxh3::xxh3_64;
 
+use super::schema::internal;
 use super::{chunks, indexer};
-use crate::Result;
+use crate::{Result, StoreError};
+
+/// A record's id and the hash of its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordKey {
+    pub id: Uuid,
+    pub hash: u64,
+}
 
 /// The records of one trace in one request.
 #[derive(Debug)]
 pub(crate) struct PreparedTrace {
     pub trace_id: String,
-    /// Id of every record below (items included), in arrival order, none repeated.
-    pub ids: Vec<Uuid>,
+    /// Every record below (items included), none repeated.
+    pub keys: Vec<RecordKey>,
     /// The records that are not items, in arrival order.
     pub records: Vec<Record>,
     /// The items, in arrival order.
@@ -33,23 +49,37 @@ pub(crate) struct PreparedTrace {
     pub chunk: Option<Vec<u8>>,
     /// The plain text of `items` for the full-text index (`None`: not made).
     pub text: Option<String>,
+    /// The JSON array of `items` while it is being written.
+    json: Vec<u8>,
 }
 
 impl PreparedTrace {
+    fn new(trace_id: String) -> PreparedTrace {
+        PreparedTrace {
+            trace_id,
+            keys: Vec::new(),
+            records: Vec::new(),
+            items: Vec::new(),
+            chunk: None,
+            text: None,
+            json: Vec::new(),
+        }
+    }
+
     /// The earliest `ts` of its records.
     pub(crate) fn first_ts(&self) -> Option<i64> {
         let records = self.records.iter().map(Record::ts);
         records.chain(self.items.iter().map(|i| i.ts)).min()
     }
 
-    /// Keeps only the records whose id `keep` accepts; returns how many were dropped.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Uuid) -> bool) -> usize {
-        let before = self.ids.len();
-        self.ids.retain(|id| keep(id));
-        if self.ids.len() == before {
+    /// Keeps only the records whose key `keep` accepts; returns how many were dropped.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&RecordKey) -> bool) -> usize {
+        let before = self.keys.len();
+        self.keys.retain(|k| keep(k));
+        if self.keys.len() == before {
             return 0;
         }
-        let kept: HashSet<Uuid> = self.ids.iter().copied().collect();
+        let kept: std::collections::HashSet<Uuid> = self.keys.iter().map(|k| k.id).collect();
         self.records.retain(|r| kept.contains(&r.id()));
         let items = self.items.len();
         self.items.retain(|i| kept.contains(&i.id));
@@ -57,8 +87,59 @@ impl PreparedTrace {
             self.chunk = None;
             self.text = None;
         }
-        before - self.ids.len()
+        before - self.keys.len()
     }
+
+    /// Appends an item's element to the chunk's JSON; returns its content hash, or `None` (with
+    /// the JSON as it was) when `seen` already holds its id with that same hash.
+    fn push_item(
+        &mut self,
+        item: StoredItem,
+        seen: &mut HashMap<Uuid, u64>,
+    ) -> Result<Option<RecordKey>> {
+        let start = self.json.len();
+        self.json.push(if start == 0 { b'[' } else { b',' });
+        caribou_model::json::write(&mut self.json, &item)
+            .map_err(|e| internal("encoding items", e))?;
+        let key = RecordKey {
+            id: item.id,
+            hash: xxh3_64(&self.json[start + 1..]),
+        };
+        if !first_sight(seen, key)? {
+            self.json.truncate(start);
+            return Ok(None);
+        }
+        self.items.push(item);
+        Ok(Some(key))
+    }
+}
+
+/// Whether `key` is new to `seen` (then recorded); `false` for a repeat of the same content, a
+/// conflict for the same id with other content.
+fn first_sight(seen: &mut HashMap<Uuid, u64>, key: RecordKey) -> Result<bool> {
+    match seen.entry(key.id) {
+        Entry::Vacant(slot) => {
+            slot.insert(key.hash);
+            Ok(true)
+        }
+        Entry::Occupied(first) if *first.get() == key.hash => Ok(false),
+        Entry::Occupied(_) => Err(reused_id(key.id, "twice in this batch")),
+    }
+}
+
+/// The conflict of a record id used for two different records.
+pub(crate) fn reused_id(id: Uuid, where_: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "record id {id} was sent {where_} with different content; the first copy is kept. A record \
+         id names one record: give every record its own id (resending the same record is fine)"
+    ))
+}
+
+/// The content hash of a record that is not an item.
+fn record_hash(record: &Record, scratch: &mut Vec<u8>) -> Result<u64> {
+    scratch.clear();
+    caribou_model::json::write(scratch, record).map_err(|e| internal("encoding a record", e))?;
+    Ok(xxh3_64(scratch))
 }
 
 /// A batch grouped by trace, traces in order of first appearance.
@@ -67,56 +148,80 @@ pub(crate) struct PreparedBatch {
     pub traces: Vec<PreparedTrace>,
     /// Records dropped because their id appeared earlier in the same batch.
     pub duplicates: u64,
+    /// What writing it costs the writer, in records (the writer's job weight): one per record,
+    /// one per metadata key and tag, one per [`BYTES_PER_WEIGHT`] of item JSON.
+    pub weight: usize,
 }
 
-/// Groups `batch` by trace and encodes each trace's items. With `encode` false the chunks are left
-/// to the writer (a single graded item is not worth a trip to another thread).
-pub(crate) fn prepare(batch: Batch, encode: bool) -> Result<PreparedBatch> {
+/// Bytes of item JSON that cost the writer about as much as one record.
+const BYTES_PER_WEIGHT: usize = 16 << 10;
+
+/// The side rows a record that is not an item may add: its metadata keys or tags.
+fn side_facts(record: &Record) -> usize {
+    match record {
+        Record::TraceOpen(o) => o.metadata.as_ref().map_or(0, |m| m.len()),
+        Record::Metadata(m) => m.metadata.len(),
+        Record::Tags(t) => t.tags.len(),
+        _ => 0,
+    }
+}
+
+/// Groups `batch` by trace, drops repeats, hashes every record and encodes each trace's items.
+pub(crate) fn prepare(batch: Batch) -> Result<PreparedBatch> {
     let mut out = PreparedBatch::default();
-    let mut seen: HashSet<Uuid> = HashSet::with_capacity(batch.records.len());
+    let mut seen: HashMap<Uuid, u64> = HashMap::with_capacity(batch.records.len());
     let mut slots: HashMap<String, usize> = HashMap::new();
+    let mut scratch = Vec::new();
     for record in batch.records {
-        let id = record.id();
-        if !seen.insert(id) {
-            out.duplicates += 1;
-            continue;
-        }
         let slot = match slots.get(record.trace_id()) {
             Some(slot) => *slot,
             None => {
                 let trace_id = record.trace_id().to_owned();
                 slots.insert(trace_id.clone(), out.traces.len());
-                out.traces.push(PreparedTrace {
-                    trace_id,
-                    ids: Vec::new(),
-                    records: Vec::new(),
-                    items: Vec::new(),
-                    chunk: None,
-                    text: None,
-                });
+                out.traces.push(PreparedTrace::new(trace_id));
                 out.traces.len() - 1
             }
         };
         let Some(trace) = out.traces.get_mut(slot) else {
             continue;
         };
-        trace.ids.push(id);
-        match record {
-            Record::Item(r) => trace.items.push(StoredItem {
-                id: r.id,
-                ts: r.ts,
-                turn_id: r.turn_id,
-                item: r.item,
-            }),
-            other => trace.records.push(other),
+        let key = match record {
+            Record::Item(r) => trace.push_item(
+                StoredItem {
+                    id: r.id,
+                    ts: r.ts,
+                    turn_id: r.turn_id,
+                    item: r.item,
+                },
+                &mut seen,
+            )?,
+            other => {
+                out.weight += side_facts(&other);
+                let key = RecordKey {
+                    id: other.id(),
+                    hash: record_hash(&other, &mut scratch)?,
+                };
+                if first_sight(&mut seen, key)? {
+                    trace.records.push(other);
+                    Some(key)
+                } else {
+                    None
+                }
+            }
+        };
+        match key {
+            Some(key) => trace.keys.push(key),
+            None => out.duplicates += 1,
         }
     }
-    if encode {
-        for trace in &mut out.traces {
-            if !trace.items.is_empty() {
-                trace.chunk = Some(chunks::encode(&trace.items)?);
-                trace.text = Some(indexer::chunk_text(&trace.items));
-            }
+    out.weight += out.traces.iter().map(|t| t.keys.len()).sum::<usize>();
+    for trace in &mut out.traces {
+        let mut json = std::mem::take(&mut trace.json);
+        out.weight += json.len() / BYTES_PER_WEIGHT;
+        if !json.is_empty() {
+            json.push(b']');
+            trace.chunk = Some(chunks::compress(&json)?);
+            trace.text = Some(indexer::chunk_text(&trace.items));
         }
     }
     Ok(out)
@@ -133,7 +238,7 @@ mod tests {
         let b1 = tool("b", T0 + 1, "search");
         let a2 = tool("a", T0 + 2, "sql");
         let records = vec![a1.clone(), b1, a2.clone(), a1.clone()];
-        let mut prepared = prepare(batch(records), true).expect("prepare");
+        let mut prepared = prepare(batch(records)).expect("prepare");
         assert_eq!(
             prepared.duplicates, 1,
             "the repeated record is counted once"
@@ -145,7 +250,8 @@ mod tests {
             .collect();
         assert_eq!(traces, ["a", "b"], "traces in order of first appearance");
         let a = &mut prepared.traces[0];
-        assert_eq!(a.ids, [a1.id(), a2.id()]);
+        let ids: Vec<Uuid> = a.keys.iter().map(|k| k.id).collect();
+        assert_eq!(ids, [a1.id(), a2.id()]);
         assert_eq!(a.first_ts(), Some(T0));
         assert!(a.text.as_deref().is_some_and(|t| t.contains("sql")));
         let encoded = a.chunk.clone().expect("encoded");
@@ -155,11 +261,25 @@ mod tests {
             a.chunk.is_some(),
             "nothing dropped: the encoding still holds"
         );
-        assert_eq!(a.retain(|id| *id != a1.id()), 1);
-        assert_eq!((a.items.len(), a.ids.len()), (1, 1));
+        assert_eq!(a.retain(|k| k.id != a1.id()), 1);
+        assert_eq!((a.items.len(), a.keys.len()), (1, 1));
         assert!(
             a.chunk.is_none() && a.text.is_none(),
             "items changed: encoding and text are made again"
         );
+    }
+
+    #[test]
+    fn an_id_repeated_with_other_content_is_a_conflict() {
+        let a1 = msg("a", T0, 1, 1, 0.0);
+        let mut other = msg("a", T0, 1, 2, 0.0);
+        if let (Record::Item(o), Record::Item(a)) = (&mut other, &a1) {
+            o.id = a.id;
+        }
+        let e = prepare(batch(vec![a1.clone(), other])).unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        assert!(e.to_string().contains(&a1.id().to_string()), "{e}");
+        let same = prepare(batch(vec![a1.clone(), a1.clone()])).expect("a repeat");
+        assert_eq!(same.duplicates, 1);
     }
 }

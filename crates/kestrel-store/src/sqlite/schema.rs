@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_sort_bounds.sql"),
     include_str!("migrations/0007_fts_merge.sql"),
     include_str!("migrations/0008_sort_indexes.sql"),
+    include_str!("migrations/0009_record_hashes.sql"),
 ];
 
 /// The version that added the search side tables: data written before gets them filled then.

@@ -52,18 +52,18 @@ pub(crate) fn set_meta(
     Ok(())
 }
 
-pub(crate) fn add_tool(conn: &Connection, trace_rowid: i64, name: &str) -> Result<()> {
+/// Adds a tool name to a trace's; whether it was new.
+pub(crate) fn add_tool(conn: &Connection, trace_rowid: i64, name: &str) -> Result<bool> {
     let mut insert = conn
         .prepare_cached("INSERT OR IGNORE INTO trace_tools(trace_rowid, name) VALUES (?1, ?2)")?;
-    insert.execute(params![trace_rowid, name])?;
-    Ok(())
+    Ok(insert.execute(params![trace_rowid, name])? > 0)
 }
 
-pub(crate) fn add_model(conn: &Connection, trace_rowid: i64, model: &str) -> Result<()> {
+/// Adds a model name to a trace's; whether it was new.
+pub(crate) fn add_model(conn: &Connection, trace_rowid: i64, model: &str) -> Result<bool> {
     let mut insert = conn
         .prepare_cached("INSERT OR IGNORE INTO trace_models(trace_rowid, model) VALUES (?1, ?2)")?;
-    insert.execute(params![trace_rowid, model])?;
-    Ok(())
+    Ok(insert.execute(params![trace_rowid, model])? > 0)
 }
 
 /// Fills the side tables from the traces and item chunks already stored. Idempotent.
@@ -94,7 +94,9 @@ pub(crate) fn backfill(conn: &Connection) -> Result<()> {
         let data: Vec<u8> = row.get(2)?;
         for stored in chunks::decode(row.get(1)?, &data)? {
             match &stored.item {
-                Item::ToolExecution(t) => add_tool(conn, trace_rowid, &t.name)?,
+                Item::ToolExecution(t) => {
+                    add_tool(conn, trace_rowid, &t.name)?;
+                }
                 Item::Message(m) => {
                     if let Some(model) = &m.model {
                         add_model(conn, trace_rowid, model)?;

@@ -140,7 +140,7 @@ pub(crate) fn run_step(run_id: &str, step: i64, created_at: i64, f: Option<Figur
         rollouts: f.traces,
         input_tokens: f.input_tokens,
         output_tokens: f.output_tokens,
-        cost_usd: f.cost_usd,
+        cost_usd: super::aggregates::finite(f.cost_usd),
         duration_ms_mean: f.duration_mean(),
         duration_ms_p50: f.duration_quantile(0.5),
         duration_ms_p90: f.duration_quantile(0.9),

@@ -6,19 +6,28 @@
 //! arrival order — status and error take the newest `ts` (ties broken by a fixed rank), metadata
 //! keys keep the value of their newest `ts`, start is a min and end a max, totals are sums, tags
 //! a set. One exception: the filing fields of a trace (project, run, phase, step, datapoint, model)
-//! come from the first opening to *arrive*; later openings only fill fields still empty.
+//! come from the first opening to *arrive*; later openings only fill fields still empty. An
+//! opening that files the trace under another project than the one it has is refused
+//! ([`StoreError::Conflict`]): two projects never share a trace.
+//!
+//! Bounds: what a request adds is kept in sets, so a request costs O(n log n) in its records
+//! whatever their values; a trace holds at most `Limits::max_meta_keys` metadata keys and
+//! `max_tags_per_trace` tags, `max_tools_per_trace` tool names and `max_models_per_trace` model
+//! names ([`StoreError::Invalid`] past one: the request is refused whole). Sums saturate: token
+//! totals at `i64::MAX`, the cost at the largest finite `f64`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use caribou_model::api::StoredItem;
-use caribou_model::{Item, JsonMap, RolloutStatus, TraceClose, TraceOpen, now_us};
+use caribou_model::validate::excerpt;
+use caribou_model::{Item, JsonMap, Limits, RolloutStatus, TraceClose, TraceOpen, now_us};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use super::catalog::{RunRef, project_id_or_create, run_ref};
+use super::catalog::{RunRef, project_id, project_id_or_create, project_name, run_ref};
 use super::schema::internal;
 use super::{side, values};
-use crate::Result;
+use crate::{Result, StoreError};
 
 /// Lookups made while filing traces, cached for the request (a batch of a thousand rollouts of one
 /// run looks the run up once).
@@ -44,6 +53,18 @@ impl Filing {
         }
         let id = project_id_or_create(conn, name)?;
         self.projects.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    /// The project's row id if it exists (never creates it).
+    fn existing_project(&mut self, conn: &Connection, name: &str) -> Result<Option<i64>> {
+        if let Some(id) = self.projects.get(name) {
+            return Ok(Some(*id));
+        }
+        let id = project_id(conn, name)?;
+        if let Some(id) = id {
+            self.projects.insert(name.to_owned(), id);
+        }
         Ok(id)
     }
 }
@@ -99,13 +120,14 @@ pub(crate) struct TraceRow {
     metadata: Option<(JsonMap, JsonMap)>,
     metadata_text: String,
     metadata_ts_text: String,
-    // What this request adds, written by `save` once the row has an id. The lists hold the few
-    // distinct values of one request.
-    new_meta_keys: Vec<String>,
-    new_tools: Vec<String>,
-    new_models: Vec<String>,
-    new_tags: Vec<String>,
-    turns: Vec<(Uuid, TurnChange)>,
+    // What this request adds, written by `save` once the row has an id. Sets: a request may
+    // repeat a value any number of times, and sorted order writes each side table's index in
+    // order.
+    new_meta_keys: BTreeSet<String>,
+    new_tools: BTreeSet<String>,
+    new_models: BTreeSet<String>,
+    new_tags: BTreeSet<String>,
+    turns: BTreeMap<Uuid, TurnChange>,
     grades: Vec<GradeRow>,
 }
 
@@ -116,10 +138,15 @@ const ROW_COLUMNS: &str =
     max_record_id";
 
 /// Adds `value` unless present.
-fn push_new(list: &mut Vec<String>, value: &str) {
-    if !list.iter().any(|v| v == value) {
-        list.push(value.to_owned());
+fn push_new(set: &mut BTreeSet<String>, value: &str) {
+    if !set.contains(value) {
+        set.insert(value.to_owned());
     }
+}
+
+/// `a + b`, finite: a cost never becomes infinite, however many items add to it.
+fn finite_sum(a: f64, b: f64) -> f64 {
+    (a + b).clamp(0.0, f64::MAX)
 }
 
 fn min_opt(a: Option<i64>, b: i64) -> Option<i64> {
@@ -210,11 +237,11 @@ impl TraceRow {
             metadata: None,
             metadata_text: "{}".to_owned(),
             metadata_ts_text: "{}".to_owned(),
-            new_meta_keys: Vec::new(),
-            new_tools: Vec::new(),
-            new_models: Vec::new(),
-            new_tags: Vec::new(),
-            turns: Vec::new(),
+            new_meta_keys: BTreeSet::new(),
+            new_tools: BTreeSet::new(),
+            new_models: BTreeSet::new(),
+            new_tags: BTreeSet::new(),
+            turns: BTreeMap::new(),
             grades: Vec::new(),
         }
     }
@@ -271,18 +298,61 @@ impl TraceRow {
                 push_new(&mut self.new_meta_keys, key);
             }
         }
+        let (count, max) = (meta.len(), Limits::DEFAULT.max_meta_keys);
+        if count > max {
+            return Err(self.past_bound("metadata keys", count, max));
+        }
         Ok(())
     }
 
+    /// The refusal of a request that would take the trace past one of its bounds.
+    fn past_bound(&self, what: &str, count: usize, max: usize) -> StoreError {
+        StoreError::Invalid(format!(
+            "trace {}: this batch would give it {count} distinct {what}; the limit is {max} per \
+             trace. Nothing of the batch was stored",
+            excerpt(&self.trace_id)
+        ))
+    }
+
     fn turn(&mut self, turn_id: Uuid) -> &mut TurnChange {
-        let at = match self.turns.iter().position(|(id, _)| *id == turn_id) {
-            Some(at) => at,
-            None => {
-                self.turns.push((turn_id, TurnChange::default()));
-                self.turns.len() - 1
-            }
+        self.turns.entry(turn_id).or_default()
+    }
+
+    /// Refuses an opening that files the trace under another project than the one it has.
+    fn check_project(
+        &self,
+        conn: &Connection,
+        filing: &mut Filing,
+        run: Option<RunRef>,
+        open: &TraceOpen,
+    ) -> Result<()> {
+        let Some(have) = self.project_rowid else {
+            return Ok(());
         };
-        &mut self.turns[at].1
+        let wanted = match (run, open.project.as_deref(), open.run_id.as_deref()) {
+            (Some(run), _, _) => Some(run.project_rowid),
+            (None, Some(name), _) | (None, None, Some(name)) => {
+                filing.existing_project(conn, name)?
+            }
+            (None, None, None) => return Ok(()),
+        };
+        if wanted == Some(have) {
+            return Ok(());
+        }
+        let owner = project_name(conn, have)?.unwrap_or_default();
+        let other = match (run, open.project.as_deref(), open.run_id.as_deref()) {
+            (Some(run), _, _) => project_name(conn, run.project_rowid)?.unwrap_or_default(),
+            (None, Some(name), _) | (None, None, Some(name)) => name.to_owned(),
+            (None, None, None) => String::new(),
+        };
+        Err(StoreError::Conflict(format!(
+            "trace id {} belongs to project {}; this batch opens it in project {}. Trace ids are \
+             unique across projects: give the trace another id (for example prefix it with the \
+             project). Nothing of the batch was stored",
+            excerpt(&self.trace_id),
+            excerpt(&owner),
+            excerpt(&other)
+        )))
     }
 
     pub(crate) fn open(
@@ -295,6 +365,7 @@ impl TraceRow {
             Some(run_id) => filing.run(conn, run_id)?,
             None => None,
         };
+        self.check_project(conn, filing, run, open)?;
         if self.project_rowid.is_none() {
             self.project_rowid = match (run, open.project.as_deref(), open.run_id.as_deref()) {
                 (Some(run), _, _) => Some(run.project_rowid),
@@ -359,20 +430,22 @@ impl TraceRow {
     }
 
     pub(crate) fn item(&mut self, stored: &StoredItem) -> Result<()> {
-        self.items += 1;
+        self.items = self.items.saturating_add(1);
         self.started_at = min_opt(self.started_at, stored.ts);
         match &stored.item {
             Item::Message(m) => {
-                self.messages += 1;
-                self.input_tokens += m.input_tokens.map_or(0, values::int);
-                self.output_tokens += m.output_tokens.map_or(0, values::int);
-                self.cost_usd += m.cost_usd.unwrap_or(0.0);
+                self.messages = self.messages.saturating_add(1);
+                let input = m.input_tokens.map_or(0, values::int);
+                let output = m.output_tokens.map_or(0, values::int);
+                self.input_tokens = self.input_tokens.saturating_add(input);
+                self.output_tokens = self.output_tokens.saturating_add(output);
+                self.cost_usd = finite_sum(self.cost_usd, m.cost_usd.unwrap_or(0.0));
                 if let Some(model) = &m.model {
                     push_new(&mut self.new_models, model);
                 }
             }
             Item::ToolExecution(t) => {
-                self.tool_calls += 1;
+                self.tool_calls = self.tool_calls.saturating_add(1);
                 push_new(&mut self.new_tools, &t.name);
             }
             Item::Event(_) => {}
@@ -458,16 +531,65 @@ impl TraceRow {
             values
         };
         conn.prepare_cached(sql)?.execute(bound)?;
+        let new = self.id.is_none();
         let id = match self.id {
             Some(id) => id,
             None => conn.last_insert_rowid(),
         };
         self.id = Some(id);
-        self.save_side(conn, id)?;
+        self.save_side(conn, id, new)?;
         Ok(id)
     }
 
-    fn save_side(&self, conn: &Connection, id: i64) -> Result<()> {
+    /// Refuses the request when the trace's rows of a side table (`table`, holding its `what`)
+    /// would pass `max`: `added` of them were inserted by this request, into a table that held
+    /// none for a `new` trace (no count needed then).
+    fn check_side_bound(
+        &self,
+        conn: &Connection,
+        id: i64,
+        new: bool,
+        (table, what, max): (&str, &str, usize),
+        added: usize,
+    ) -> Result<()> {
+        if added == 0 {
+            return Ok(());
+        }
+        let count = if new {
+            added
+        } else {
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE trace_rowid = ?1");
+            let n: i64 = conn.prepare_cached(&sql)?.query_row([id], |r| r.get(0))?;
+            usize::try_from(n).unwrap_or(usize::MAX)
+        };
+        if count > max {
+            return Err(self.past_bound(what, count, max));
+        }
+        Ok(())
+    }
+
+    fn save_side(&self, conn: &Connection, id: i64, new: bool) -> Result<()> {
+        let limits = Limits::DEFAULT;
+        let bounds = [
+            (
+                &self.new_tools,
+                ("trace_tools", "tool names", limits.max_tools_per_trace),
+            ),
+            (
+                &self.new_models,
+                ("trace_models", "model names", limits.max_models_per_trace),
+            ),
+            (
+                &self.new_tags,
+                ("trace_tags", "tags", limits.max_tags_per_trace),
+            ),
+        ];
+        // A request alone past a bound is refused before it writes a row.
+        for (set, (_, what, max)) in bounds {
+            if set.len() > max {
+                return Err(self.past_bound(what, set.len(), max));
+            }
+        }
         if let Some((meta, _)) = &self.metadata {
             for key in &self.new_meta_keys {
                 if let Some(value) = meta.get(key) {
@@ -475,19 +597,25 @@ impl TraceRow {
                 }
             }
         }
+        let mut added = 0;
         for name in &self.new_tools {
-            side::add_tool(conn, id, name)?;
+            added += usize::from(side::add_tool(conn, id, name)?);
         }
+        self.check_side_bound(conn, id, new, bounds[0].1, added)?;
+        let mut added = 0;
         for model in &self.new_models {
-            side::add_model(conn, id, model)?;
+            added += usize::from(side::add_model(conn, id, model)?);
         }
+        self.check_side_bound(conn, id, new, bounds[1].1, added)?;
         if !self.new_tags.is_empty() {
             let mut insert = conn.prepare_cached(
                 "INSERT OR IGNORE INTO trace_tags(trace_rowid, tag) VALUES (?1, ?2)",
             )?;
+            let mut added = 0;
             for tag in &self.new_tags {
-                insert.execute(params![id, tag])?;
+                added += insert.execute(params![id, tag])?;
             }
+            self.check_side_bound(conn, id, new, bounds[2].1, added)?;
         }
         for (turn_id, change) in &self.turns {
             let mut upsert = conn.prepare_cached(

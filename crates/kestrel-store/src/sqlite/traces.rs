@@ -27,6 +27,7 @@ use kestrel_query::Query;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::aggregates::finite;
 use super::catalog::{bad_cursor, project_id};
 use super::cursor::{Cursor, Key, page_limit};
 use super::search::{self, Sql, Style};
@@ -61,7 +62,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, TraceSummary, Op
         },
         input_tokens: values::count(r.get(12)?),
         output_tokens: values::count(r.get(13)?),
-        cost_usd: r.get(14)?,
+        cost_usd: finite(r.get(14)?),
         messages: values::count(r.get(15)?),
         tool_calls: values::count(r.get(16)?),
         items: values::count(r.get(17)?),

@@ -47,3 +47,11 @@ pub(crate) fn count(v: i64) -> u64 {
 pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+/// A `TOTAL()` of counters as a `u64`: saturating, NaN as 0 (Rust's float casts saturate).
+pub(crate) fn total_count(v: f64) -> u64 {
+    // Saturation is the point: a sum past u64::MAX reads as u64::MAX.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = v as u64;
+    n
+}

@@ -1,11 +1,21 @@
 //! The one writer: a named OS thread that owns the write connection.
 //!
 //! Every write is a [`Job`] sent over a bounded channel (senders wait when it is full: back
-//! pressure, never unbounded memory). The thread takes the first pending job, then drains what else
-//! is queued, up to [`WriterLimits::max_group_weight`] records, and runs the group in ONE
-//! transaction: each job inside its own SAVEPOINT, so a job that fails (a client mistake such as an
-//! unknown run) is rolled back alone and the others still commit. Replies are sent only after
-//! COMMIT returned, so an acknowledged write is on disk (`synchronous=FULL`).
+//! pressure, never unbounded memory). A job's weight is what it costs the writer (records, side
+//! rows, bytes; see `prepare`); jobs up to [`SMALL_JOB_WEIGHT`] are small (every batch an SDK
+//! sends), heavier ones big. The thread takes what is queued and runs a group in ONE transaction:
+//! each job inside its own SAVEPOINT, so a job that fails (a client mistake such as an unknown run)
+//! is rolled back alone and the others still commit. Replies are sent only after COMMIT returned,
+//! so an acknowledged write is on disk (`synchronous=FULL`).
+//!
+//! Groups and fairness: a group takes small jobs, in arrival order, while it has run less than
+//! [`GROUP_TIME`] and weighs less than [`WriterLimits::max_group_weight`], taking in jobs that
+//! arrive meanwhile. A big job runs alone, in a group of its own, one between two groups of small
+//! jobs when both wait. So a small job waits at most for the group being run, one big job and its
+//! own group, however many big jobs are queued: one client's huge batches never hold another
+//! client's ingest for long, and big jobs still progress under a steady stream of small ones.
+//! Jobs taken off the channel wait in the writer's two lanes; the lanes hold at most
+//! [`WriterLimits::queue`] jobs (beyond, jobs stay in the channel and senders wait).
 //!
 //! If COMMIT itself fails, every job of the group gets an internal error and nothing of the group
 //! is stored. A caller that drops its future after sending does not stop its job: the job commits
@@ -21,11 +31,11 @@
 //! acknowledged commit, whatever the readers still have open), the connection is closed and the
 //! shutdown is answered.
 
+use std::collections::VecDeque;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
@@ -120,6 +130,69 @@ pub(crate) enum Pace {
 /// whether work is left. It handles (logs) its own errors: the writer only schedules it.
 pub(crate) type Background = Box<dyn FnMut(&Connection, Pace) -> bool + Send>;
 
+/// Heaviest job that is still small (see the module docs): a batch of a few thousand records.
+pub(crate) const SMALL_JOB_WEIGHT: usize = 4_096;
+
+/// A group of small jobs stops taking more once it has run this long.
+pub(crate) const GROUP_TIME: Duration = Duration::from_millis(200);
+
+/// Jobs taken off the channel, waiting to run: small ones and big ones.
+#[derive(Debug, Default)]
+struct Lanes {
+    small: VecDeque<Job>,
+    big: VecDeque<Job>,
+}
+
+impl Lanes {
+    fn len(&self) -> usize {
+        self.small.len() + self.big.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, job: Job) {
+        if job.weight <= SMALL_JOB_WEIGHT {
+            self.small.push_back(job);
+        } else {
+            self.big.push_back(job);
+        }
+    }
+
+    /// Moves what is queued in the channel into the lanes (up to `max` jobs waiting); shutdown
+    /// requests close the channel and are kept for the end.
+    fn take_queued(
+        &mut self,
+        rx: &mut mpsc::Receiver<Msg>,
+        max: usize,
+        shutdowns: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        while self.len() < max {
+            match rx.try_recv() {
+                Ok(msg) => self.accept(msg, rx, shutdowns),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        msg: Msg,
+        rx: &mut mpsc::Receiver<Msg>,
+        shutdowns: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        match msg {
+            Msg::Job(job) => self.push(job),
+            Msg::Shutdown(reply) => {
+                // No new jobs; those already queued still run.
+                rx.close();
+                shutdowns.push(reply);
+            }
+        }
+    }
+}
+
 /// Shortest slice between groups, so the background work always progresses under load.
 const MIN_BETWEEN: Duration = Duration::from_millis(2);
 /// Longest slice between groups.
@@ -147,48 +220,49 @@ fn run(
     mut background: Background,
 ) {
     let mut shutdowns = Vec::new();
+    let mut lanes = Lanes::default();
+    let max_waiting = limits.queue.max(1);
     // Work may be left from a previous run (the watermark is in the file).
     let mut backlog = true;
+    // Whether the last group ran small jobs: a waiting big job goes next.
+    let mut big_turn = false;
     loop {
-        let first = match rx.try_recv() {
-            Ok(msg) => msg,
-            Err(TryRecvError::Empty) if backlog => {
+        lanes.take_queued(&mut rx, max_waiting, &mut shutdowns);
+        if lanes.is_empty() {
+            if backlog && !rx.is_closed() {
                 backlog = background(&conn, Pace::Idle);
                 continue;
             }
-            Err(TryRecvError::Empty) => match rx.blocking_recv() {
-                Some(msg) => msg,
+            match rx.blocking_recv() {
+                Some(msg) => lanes.accept(msg, &mut rx, &mut shutdowns),
                 None => break,
-            },
-            Err(TryRecvError::Disconnected) => break,
-        };
-        let mut group = Vec::new();
-        let mut weight = 0;
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Job(job) => {
-                    weight += job.weight;
-                    group.push(job);
-                }
-                Msg::Shutdown(reply) => {
-                    // No new jobs; those already queued still run (the loop drains them).
-                    rx.close();
-                    shutdowns.push(reply);
-                }
             }
-            if weight < limits.max_group_weight {
-                next = rx.try_recv().ok();
-            }
+            continue;
         }
-        if !group.is_empty() {
-            let started = Instant::now();
-            run_group(&conn, group);
-            backlog = true;
-            if !rx.is_empty() {
-                let slice = (started.elapsed() / 4).clamp(MIN_BETWEEN, MAX_BETWEEN);
-                backlog = background(&conn, Pace::Between(slice));
-            }
+        let started = Instant::now();
+        if !lanes.big.is_empty() && (big_turn || lanes.small.is_empty()) {
+            let mut big = lanes.big.pop_front();
+            run_group(&conn, || big.take());
+            big_turn = false;
+        } else {
+            let mut weight = 0;
+            run_group(&conn, || {
+                if started.elapsed() >= GROUP_TIME || weight >= limits.max_group_weight {
+                    return None;
+                }
+                if lanes.small.is_empty() {
+                    lanes.take_queued(&mut rx, max_waiting, &mut shutdowns);
+                }
+                let job = lanes.small.pop_front()?;
+                weight += job.weight;
+                Some(job)
+            });
+            big_turn = true;
+        }
+        backlog = true;
+        if !rx.is_empty() || !lanes.is_empty() {
+            let slice = (started.elapsed() / 4).clamp(MIN_BETWEEN, MAX_BETWEEN);
+            backlog = background(&conn, Pace::Between(slice));
         }
     }
     // Every commit copied into the database file itself and the WAL emptied: the file alone (a
@@ -209,19 +283,20 @@ fn run(
     }
 }
 
-/// Runs a group of jobs in one transaction, one savepoint each, then answers them.
-fn run_group(conn: &Connection, group: Vec<Job>) {
+/// Runs the jobs `next` hands out, until it hands out none, in one transaction, one savepoint
+/// each, then commits and answers them.
+fn run_group(conn: &Connection, mut next: impl FnMut() -> Option<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         error!(error = %e, "cannot begin a write transaction");
         let msg = e.to_string();
-        for job in group {
+        while let Some(job) = next() {
             let ran = (job.run)(Err(msg.clone()));
             (ran.finish)(None);
         }
         return;
     }
-    let mut finished = Vec::with_capacity(group.len());
-    for job in group {
+    let mut finished = Vec::new();
+    while let Some(job) = next() {
         let ran = match conn.execute_batch("SAVEPOINT job") {
             Ok(()) => {
                 let ran = (job.run)(Ok(conn));

@@ -14,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use caribou_model::api::{ServerStatus, Timeseries, TraceStats};
 use caribou_model::now_us;
+use caribou_model::validate::{MAX_TS_US, excerpt};
 use kestrel_query::{Expr, NumRange, Pred};
 use kestrel_store::{MAX_BUCKETS, StatsScope, TimeseriesRequest};
 use serde::Deserialize;
@@ -73,14 +74,28 @@ pub struct TimeseriesQuery {
 const TIME_HINT: &str = "write microseconds since the Unix epoch, a UTC date such as 2026-11-01 or \
                          2026-11-01T14:30:00Z, or a time ago such as 24h or 7d";
 
-/// A time parameter: microseconds, a date, or a time ago (read with the search language's rules).
+/// A time parameter: microseconds, a date, or a time ago (read with the search language's rules),
+/// between the Unix epoch and the year 3000 (the range of stored times; outside it, bucket
+/// arithmetic could wrap).
 fn time_param(name: &str, value: &str, now: i64) -> Result<i64, ApiError> {
+    let us = parse_time(name, value, now)?;
+    if !(0..=MAX_TS_US).contains(&us) {
+        return Err(ApiError::bad_request(format!(
+            "invalid query parameter `{name}`: {us} is outside 0..={MAX_TS_US} (1970 to the year \
+             3000); times are microseconds since the Unix epoch"
+        )));
+    }
+    Ok(us)
+}
+
+fn parse_time(name: &str, value: &str, now: i64) -> Result<i64, ApiError> {
     if let Ok(us) = value.parse::<i64>() {
         return Ok(us);
     }
     let bad = || {
         ApiError::bad_request(format!(
-            "invalid query parameter `{name}`: {value:?} is not a time; {TIME_HINT}"
+            "invalid query parameter `{name}`: {} is not a time; {TIME_HINT}",
+            excerpt(value)
         ))
     };
     if value.is_empty() || value.contains(|c: char| c.is_whitespace() || "\"()".contains(c)) {
@@ -100,8 +115,9 @@ fn time_param(name: &str, value: &str, now: i64) -> Result<i64, ApiError> {
 fn bucket_param(value: &str) -> Result<i64, ApiError> {
     let bad = || {
         ApiError::bad_request(format!(
-            "invalid query parameter `bucket`: {value:?} is not a bucket width; write a whole \
-             number and a unit, s, m, h or d: 30s, 5m, 1h, 1d"
+            "invalid query parameter `bucket`: {} is not a bucket width; write a whole \
+             number and a unit, s, m, h or d: 30s, 5m, 1h, 1d",
+            excerpt(value)
         ))
     };
     let split = value.len().saturating_sub(1);
@@ -203,7 +219,15 @@ mod tests {
             time_param("since", "2026-11-01", now).unwrap(),
             1_793_491_200_000_000
         );
-        for bad in ["yesterday", "2026-11-01 tag:x", "24h)", ""] {
+        for bad in [
+            "yesterday",
+            "2026-11-01 tag:x",
+            "24h)",
+            "",
+            "-9223372036854775808",
+            "-1",
+            "9223372036854775807",
+        ] {
             assert!(time_param("since", bad, now).is_err(), "{bad}");
         }
     }
