@@ -8,6 +8,7 @@ end. Every test that logs uses its own project, so tests never see each other's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -98,11 +99,18 @@ class Kestrel:
 
 @pytest.fixture(scope="session")
 def kestrel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kestrel]:
+    with running_kestrel(tmp_path_factory.mktemp("kestrel-data")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_kestrel(data_dir: Path, port: Optional[int] = None) -> Iterator[Kestrel]:
+    """A `kestrel serve` on 127.0.0.1:`port` (a free one when None) with its data in `data_dir`,
+    once it answers /healthz; stopped with SIGTERM on leaving. Its log is `<data_dir>.log`."""
     binary = _kestrel_binary()
-    data_dir = tmp_path_factory.mktemp("kestrel-data")
-    port = _free_port()
+    port = _free_port() if port is None else port
     url = f"http://127.0.0.1:{port}"
-    log = open(data_dir.parent / "kestrel.log", "wb")
+    log = open(data_dir.parent / f"{data_dir.name}.log", "wb")
     proc = subprocess.Popen(
         [str(binary), "serve", "--addr", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
         stdout=log,
@@ -160,11 +168,18 @@ def disabled() -> Iterator[None]:
 
 
 def run_python(
-    code_or_path: "str | Path", kestrel_url: Optional[str], timeout: float = 120, args: Optional[List[str]] = None
+    code_or_path: "str | Path",
+    kestrel_url: Optional[str],
+    timeout: float = 120,
+    args: Optional[List[str]] = None,
+    env: Optional[Dict[str, str]] = None,
 ) -> "subprocess.CompletedProcess[str]":
     """Runs Python code (a string) or a script (a Path) in a fresh interpreter with KESTREL_URL
-    set (or unset); fails the test on a non-zero exit, showing its output."""
+    set (or unset) and the variables of `env`; fails the test on a non-zero exit, showing its
+    output."""
+    extra = env
     env = server_env()
+    env.update(extra or {})
     if kestrel_url is not None:
         env["KESTREL_URL"] = kestrel_url
     env["PYTHONUNBUFFERED"] = "1"

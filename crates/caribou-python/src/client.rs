@@ -133,10 +133,11 @@ pub struct PyKestrelClient {
 
 /// A client for the Kestrel of the current configuration (`configure()` or the environment).
 #[pyfunction]
-pub fn get_kestrel_client() -> PyKestrelClient {
-    PyKestrelClient {
-        inner: KestrelClient::from_config(&caribou::current_config()),
-    }
+pub fn get_kestrel_client(py: Python<'_>) -> PyKestrelClient {
+    let inner = KestrelClient::from_config(&caribou::current_config());
+    // The first use without `configure()` reads the environment: a bad KESTREL_URL shows here.
+    crate::warn::log_notices(py);
+    PyKestrelClient { inner }
 }
 
 impl PyKestrelClient {

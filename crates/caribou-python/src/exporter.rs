@@ -65,7 +65,8 @@ const TUNING_KEYS: &str = "queue_capacity, queue_max_bytes, max_batch_records, f
 
 /// (Re)configures tracing for this process. Endpoint and API key default to the environment
 /// (`KESTREL_URL`, `KESTREL_API_KEY`); `endpoint=""` disables sending whatever the environment
-/// says. An earlier exporter is flushed and stopped first.
+/// says, and so does an endpoint that is not `http://HOST[:PORT][/PATH]` (warned once on the
+/// `caribou` logger; see `caribou::endpoint`). An earlier exporter is flushed and stopped first.
 #[pyfunction]
 #[pyo3(
     signature = (run_id=None, phase=None, step=None, project=None, endpoint=None, api_key=None, **tuning),
@@ -104,6 +105,8 @@ pub fn configure(
         }
     }
     py.detach(|| caribou::configure(config));
+    // An endpoint refused at configure time is warned about here, on the caller's line.
+    warn::log_notices(py);
     Ok(())
 }
 
@@ -143,10 +146,12 @@ fn timeout_of(timeout: Option<f64>) -> PyResult<Option<Duration>> {
         .transpose()
 }
 
-/// True when traces are sent somewhere (an endpoint is configured).
+/// True when traces are sent somewhere (a usable endpoint is configured).
 #[pyfunction]
-pub fn is_enabled() -> bool {
-    caribou::is_enabled()
+pub fn is_enabled(py: Python<'_>) -> bool {
+    let enabled = caribou::is_enabled();
+    warn::log_notices(py);
+    enabled
 }
 
 /// Waits until everything logged before the call is acknowledged by Kestrel, durably spooled (or
@@ -155,7 +160,9 @@ pub fn is_enabled() -> bool {
 #[pyo3(signature = (timeout=None))]
 pub fn flush(py: Python<'_>, timeout: Option<f64>) -> PyResult<PyFlushReport> {
     let timeout = timeout_of(timeout)?;
-    Ok(py.detach(|| caribou::flush(timeout)).into())
+    let report = py.detach(|| caribou::flush(timeout));
+    warn::log_notices(py);
+    Ok(report.into())
 }
 
 /// Flushes and stops the exporter; later logging does nothing. Idempotent; also runs at exit.
@@ -163,7 +170,9 @@ pub fn flush(py: Python<'_>, timeout: Option<f64>) -> PyResult<PyFlushReport> {
 #[pyo3(signature = (timeout=None))]
 pub fn shutdown(py: Python<'_>, timeout: Option<f64>) -> PyResult<PyFlushReport> {
     let timeout = timeout_of(timeout)?;
-    Ok(py.detach(|| caribou::shutdown(timeout)).into())
+    let report = py.detach(|| caribou::shutdown(timeout));
+    warn::log_notices(py);
+    Ok(report.into())
 }
 
 /// Forgets the exporter inherited from the parent process (called by the package's

@@ -309,6 +309,9 @@ pub fn open_handle(py: Python<'_>, meta: Option<&Bound<'_, PyAny>>) -> PyTraceHa
         read_meta(py, meta, &mut opts, &mut tags);
     }
     let handle = TraceHandle::open(opts);
+    // The first trace of a process that never called `configure()` starts the SDK from the
+    // environment: a bad KESTREL_URL, or spooled batches left in the wrong place, show here.
+    crate::warn::log_notices(py);
     if !tags.is_empty() {
         handle.add_tags(tags);
     }

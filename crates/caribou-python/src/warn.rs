@@ -5,6 +5,13 @@
 //! through Python's `warnings` module, and every occurrence is counted (see `caribou.stats()`).
 //! A warnings filter set to `"error"` does not turn the warning into an exception here: the
 //! raised warning is swallowed, because a logging call must not fail.
+//!
+//! Warnings of the Rust core that a user must see (a Kestrel endpoint that cannot be used,
+//! spooled batches that are not replayed: `caribou::notice`) go to Python's `logging`, logger
+//! `caribou`, level WARNING: the core has no `tracing` subscriber in a Python process. They are
+//! passed on by [`log_notices`] whenever Python calls in at a point where one may have arisen
+//! (`configure`, `is_enabled`, `get_kestrel_client`, a `trace_run` opening, `flush`,
+//! `shutdown`); the core warns once per cause, so each reaches the log once.
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,5 +104,23 @@ pub fn counts() -> [(&'static str, u64); KINDS] {
 pub fn _reset_warnings() {
     for w in &WARNED {
         w.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Writes the core's pending notices (see the module docs) to `logging.getLogger("caribou")`
+/// at WARNING. Costs one atomic load when there are none. Never raises: a logging setup that
+/// fails loses the message, not the agent's call.
+pub fn log_notices(py: Python<'_>) {
+    if !caribou::notice::pending() {
+        return;
+    }
+    for message in caribou::notice::take() {
+        let logged = py
+            .import("logging")
+            .and_then(|logging| logging.call_method1("getLogger", ("caribou",)))
+            .and_then(|logger| logger.call_method1("warning", ("%s", message)));
+        if let Err(e) = logged {
+            drop(e);
+        }
     }
 }

@@ -14,8 +14,9 @@ and production, and send it to a Kestrel server::
 
 Logging never raises into the agent and never blocks it: items go to a bounded queue that a
 background thread (in Rust) batches and sends. With no endpoint configured everything is a
-silent no-op. The current trace is held in a ``contextvars.ContextVar``, so threads and asyncio
-tasks never mix their items.
+silent no-op; an endpoint that is not ``http://HOST[:PORT]`` is warned about once (logger
+``caribou``) and treated as none. The current trace is held in a ``contextvars.ContextVar``, so
+threads and asyncio tasks never mix their items.
 """
 
 from __future__ import annotations

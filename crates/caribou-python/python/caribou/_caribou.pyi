@@ -277,7 +277,8 @@ class FlushReport:
     """Records acknowledged by Kestrel."""
     spooled: int
     """Records durably written to the on-disk spool (Kestrel was down, hung or failing); they are
-    delivered when Kestrel is back, by this process or the next one using the same spool."""
+    delivered when Kestrel is back, by this process or the next one using the same spool folder
+    and endpoint."""
     dropped: int
     """Records dropped: queue full, invalid, refused by Kestrel, or deleted from a full spool."""
     pending: int
@@ -320,8 +321,8 @@ class Run:
 class KestrelClient:
     """The Kestrel API, for set-up and reading back. Get it with ``get_kestrel_client()``.
 
-    When no endpoint is configured, ``enabled`` is False and every method returns None without
-    doing anything. Errors raise ``KestrelError``.
+    When no usable endpoint is configured, ``enabled`` is False and every method returns None
+    without doing anything. Errors raise ``KestrelError``.
     """
 
     @property
@@ -364,20 +365,27 @@ def configure(
     """(Re)configures tracing for this process.
 
     ``endpoint`` and ``api_key`` default to ``KESTREL_URL`` and ``KESTREL_API_KEY``; with no
-    endpoint tracing is a silent no-op (``endpoint=""`` forces that). Tuning keywords:
-    ``queue_capacity`` (records waiting for the exporter, default 262,144) and
-    ``queue_max_bytes`` (the bytes of their JSON, default 256 MiB; beyond either bound records
-    are dropped, counted and warned about once), ``max_batch_records``, ``max_retries``, ``flush_interval``,
-    ``connect_timeout``, ``request_timeout`` (seconds), ``spool`` (bool, default on: keep what
-    Kestrel does not take on disk), ``spool_dir``, ``spool_max_bytes``. An earlier exporter is
-    flushed first.
+    endpoint tracing is a silent no-op (``endpoint=""`` forces that). The endpoint is a base URL
+    ``http://HOST[:PORT][/PATH]``; any other value (not a URL, ``https://`` (this build has no
+    TLS), another scheme, no host) is refused: one warning on the ``caribou`` logger, and tracing
+    is a no-op as with no endpoint (``is_enabled()`` and ``get_kestrel_client().enabled`` are
+    False). Tuning keywords: ``queue_capacity`` (records waiting for the exporter, default
+    262,144) and ``queue_max_bytes`` (the bytes of their JSON, default 256 MiB; beyond either
+    bound records are dropped, counted and warned about once), ``max_batch_records``,
+    ``max_retries``, ``flush_interval``, ``connect_timeout``, ``request_timeout`` (seconds),
+    ``spool`` (bool, default on: keep what Kestrel does not take on disk), ``spool_dir`` (default
+    ``<user cache dir>/caribou/spool``; batches are kept in its subfolder named after a hash of
+    the endpoint, so only processes for that endpoint replay them; batch files lying in the
+    folder itself are never replayed, and warned about once), ``spool_max_bytes`` (per endpoint,
+    default 1 GiB). An earlier exporter is flushed first.
     """
 
 def is_enabled() -> bool:
-    """True when traces are sent somewhere."""
+    """True when traces are sent somewhere (a usable endpoint is configured)."""
 
 def get_kestrel_client() -> KestrelClient:
-    """A client for the configured Kestrel (see ``configure``)."""
+    """A client for the configured Kestrel (see ``configure``); disabled without a usable
+    endpoint."""
 
 def log(item: _Item) -> None:
     """Logs an item to the current trace. Outside ``trace_run``: warns once, does nothing.
