@@ -27,12 +27,21 @@ const main = document.getElementById("main");
 const crumbsEl = document.getElementById("crumbs");
 let current = null;
 
+/**
+ * The page and its decoded path parameters; null when no route matches, or when a parameter is
+ * not valid percent-encoding (`/ui/traces/%E0%A4%A`): such a path names no page.
+ */
 function match(path) {
   for (const [re, page, names = []] of ROUTES) {
     const m = re.exec(path);
     if (m) {
       const params = {};
-      names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]); });
+      try {
+        names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]); });
+      } catch (e) {
+        if (e instanceof URIError) return null;
+        throw e;
+      }
       return { page, params };
     }
   }

@@ -1,5 +1,5 @@
-// How numbers, times and values read on screen. Times from the API are microseconds since the
-// Unix epoch; they are shown in the browser's time zone.
+// How numbers, times and values read on screen, and in the search language. Times from the API
+// are microseconds since the Unix epoch; they are shown in the browser's time zone.
 
 import { h } from "./dom.js";
 
@@ -116,4 +116,34 @@ export function statusMix(mix) {
 
 export function plural(n, word, many = word + "s") {
   return `${count(n)} ${n === 1 ? word : many}`;
+}
+
+// ---------------------------------------------------------------- values in search queries
+// Search links are built from values the UI shows (tags, ids, model names, metadata keys and
+// values); each must read back as exactly that value. The language's rules (crates/kestrel-query):
+// a bare value ends at white space, a quote or a parenthesis; a bare `meta.`/`grade.` key also
+// ends at `:`, `<` or `>`. Anything else is written in double quotes, where `\"` stands for `"`
+// and `\\` for `\`. "White space" is Unicode's White_Space, as the server reads it.
+
+const VALUE_NEEDS_QUOTES = /[\p{White_Space}"()]/u;
+const KEY_NEEDS_QUOTES = /[\p{White_Space}"():<>]/u;
+
+/**
+ * `text` as a search value (`key: true`: as a `meta.`/`grade.` key): bare when the language reads
+ * it back unchanged, else in double quotes with `"` and `\` escaped.
+ */
+export function quote(text, { key = false } = {}) {
+  const s = String(text);
+  const needs = s === "" || (key ? KEY_NEEDS_QUOTES : VALUE_NEEDS_QUOTES).test(s);
+  return needs ? `"${s.replace(/["\\]/g, "\\$&")}"` : s;
+}
+
+/** The term `field:value`, the value quoted when it must be (`tag:"a b"`). */
+export function term(field, value) {
+  return `${field}:${quote(value)}`;
+}
+
+/** The term `meta.key:value`, key and value quoted when they must be (`meta."customer id":x`). */
+export function metaTerm(key, value) {
+  return `meta.${quote(key, { key: true })}:${quote(value)}`;
 }

@@ -79,14 +79,9 @@ export function traceColumns({ grade = null, step = false, run = false } = {}) {
     { label: "Tokens", num: true, cell: (t) => f.count(t.input_tokens + t.output_tokens) },
     { label: "Cost", num: true, cell: (t) => f.cost(t.cost_usd) },
     { label: "Duration", num: true, cell: (t) => f.duration(t.duration_ms) },
-    { label: "Tags", cell: (t) => t.tags.map((tag) => h("a", { class: "chip", href: `/ui/search?q=${enc("tag:" + quoteTerm(tag))}` }, tag)) },
+    { label: "Tags", cell: (t) => t.tags.map((tag) => h("a", { class: "chip", href: `/ui/search?q=${enc(f.term("tag", tag))}` }, tag)) },
   ];
   return cols.filter(Boolean);
-}
-
-/** A value for a query term, quoted when it holds spaces or quotes. */
-export function quoteTerm(v) {
-  return /^[^\s"()]+$/.test(v) ? v : `"${String(v).replace(/["\\]/g, "\\$&")}"`;
 }
 
 /**

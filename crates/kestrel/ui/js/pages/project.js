@@ -4,7 +4,7 @@
 import { h, replace, enc, url, tabs, seg, panel, figures } from "../dom.js";
 import { api, ApiError } from "../api.js";
 import * as f from "../format.js";
-import { table, pagedTraces, traceColumns, quoteTerm } from "../table.js";
+import { table, pagedTraces, traceColumns } from "../table.js";
 import { xyChart, timeTicks } from "../chart.js";
 import { jsonView } from "../json.js";
 import { queryForm, queryError, statsFigures } from "./search.js";
@@ -151,7 +151,7 @@ async function tracesTab(ctx, name, body) {
 async function datapointsTab(ctx, name, body) {
   const page = await api(`/projects/${enc(name)}/datapoints`, { params: { limit: 200 }, signal: ctx.signal });
   const cols = [
-    { label: "Id", cell: (d) => h("a", { href: url("/ui/search", { q: `datapoint:${quoteTerm(d.id)}`, project: name }) }, d.id), cls: "mono", sort: (d) => d.id },
+    { label: "Id", cell: (d) => h("a", { href: url("/ui/search", { q: f.term("datapoint", d.id), project: name }) }, d.id), cls: "mono", sort: (d) => d.id },
     { label: "Input", cell: (d) => jsonView(d.input, { maxLines: 4, maxChars: 400 }) },
     { label: "Expected", cell: (d) => jsonView(d.expected, { maxLines: 4, maxChars: 400 }) },
     { label: "Created", cell: (d) => f.time(d.created_at), cls: "mono" },

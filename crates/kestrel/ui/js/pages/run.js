@@ -5,7 +5,7 @@
 import { h, replace, enc, url, panel, figures } from "../dom.js";
 import { api, apiAll } from "../api.js";
 import * as f from "../format.js";
-import { table, pagedTraces, traceColumns, quoteTerm } from "../table.js";
+import { table, pagedTraces, traceColumns } from "../table.js";
 import { xyChart } from "../chart.js";
 import { jsonView } from "../json.js";
 
@@ -28,7 +28,7 @@ export async function render(ctx) {
       h("h1", null, label),
       h("div", { class: "sub" }, h("span", { class: "mono" }, run.id), " · ", f.phaseTag(run.phase), " · created ", f.time(run.created_at))),
     h("div", { class: "actions" },
-      h("a", { class: "btn", href: url("/ui/search", { q: `run:${run.id}` }) }, "Search rollouts")));
+      h("a", { class: "btn", href: url("/ui/search", { q: f.term("run", run.id) }) }, "Search rollouts")));
   const grades = Object.entries(stats.grades).map(([n, g]) => [`${n} mean`, f.num(g.mean)]);
   const figs = figures([
     steps.length ? ["Steps", f.count(steps.length)] : null,
@@ -164,7 +164,7 @@ async function evalView(ctx, run) {
   const cols = [
     { label: "Datapoint", cell: (r) => r.traces.length === 1
       ? h("a", { href: `/ui/traces/${enc(r.traces[0].trace_id)}`, class: "dp-link" }, r.id || "(none)")
-      : h("a", { href: url("/ui/search", { q: `run:${run.id}` + (r.id ? ` datapoint:${quoteTerm(r.id)}` : "") }), class: "dp-link" }, r.id || "(none)"),
+      : h("a", { href: url("/ui/search", { q: f.term("run", run.id) + (r.id ? " " + f.term("datapoint", r.id) : "") }), class: "dp-link" }, r.id || "(none)"),
     cls: "mono", sort: (r) => r.id },
     { label: "Rollouts", num: true, cell: (r) => r.traces.length, sort: (r) => r.traces.length },
     { label: "Status", cell: (r) => f.statusMix(r.status) },

@@ -11,7 +11,6 @@ import { h, s, replace, enc, url, panel, figures } from "../dom.js";
 import { api } from "../api.js";
 import * as f from "../format.js";
 import { jsonView } from "../json.js";
-import { quoteTerm } from "../table.js";
 import { conversation, itemView, PAGE_SIZE } from "./conversation.js";
 
 /** Traces with more items than this get the quick first paint. */
@@ -72,7 +71,7 @@ export async function render(ctx) {
   const grades = gradesPanel(t);
   const side = h("aside", { class: "side" },
     grades.el,
-    t.tags.length ? panel("Tags", h("div", { id: "tags" }, t.tags.map((tag) => h("a", { class: "chip", href: url("/ui/search", { q: `tag:${quoteTerm(tag)}` }) }, tag)))) : null,
+    t.tags.length ? panel("Tags", h("div", { id: "tags" }, t.tags.map((tag) => h("a", { class: "chip", href: url("/ui/search", { q: f.term("tag", tag) }) }, tag)))) : null,
     Object.keys(t.metadata).length ? panel("Metadata", metadataView(t.metadata)) : null,
     panel("Details", h("dl", { class: "kv" },
       kv("Trace", h("span", { class: "mono" }, t.trace_id)),
@@ -81,7 +80,7 @@ export async function render(ctx) {
       kv("Phase", t.phase),
       kv("Step", t.step),
       kv("Datapoint", t.datapoint_id),
-      kv("Model", t.model_name ? h("a", { href: url("/ui/search", { q: `model:${quoteTerm(t.model_name)}` }) }, t.model_name) : null),
+      kv("Model", t.model_name ? h("a", { href: url("/ui/search", { q: f.term("model", t.model_name) }) }, t.model_name) : null),
       kv("Started", f.time(t.started_at)),
       kv("Ended", t.ended_at ? f.time(t.ended_at) : "still open"))));
 
@@ -108,7 +107,7 @@ async function quickPaint(ctx, id, whole) {
   const item = Number(ctx.query.get("item")) || 0;
   const from = Math.floor(Math.max(0, (item || (page - 1) * PAGE_SIZE + 1) - 1) / PAGE_SIZE) * PAGE_SIZE;
   const quick = Promise.all([
-    api("/traces", { params: { q: `trace:${quoteTerm(id)}`, limit: 1 }, signal: ctx.signal }),
+    api("/traces", { params: { q: f.term("trace", id), limit: 1 }, signal: ctx.signal }),
     api(`/traces/${enc(id)}/items`, { params: { offset: from, limit: PAGE_SIZE }, signal: ctx.signal }),
   ]).then(([list, items]) => ({ summary: list.data[0], items }), () => null);
   const first = await Promise.race([whole.then(() => null, () => null), quick]);
@@ -143,7 +142,7 @@ function kv(label, value) {
 function metadataView(meta) {
   return h("dl", { class: "kv", id: "metadata" }, Object.entries(meta).map(([k, v]) =>
     kv(k, typeof v === "string" || typeof v === "number" || typeof v === "boolean"
-      ? h("a", { href: url("/ui/search", { q: `meta.${k}:${quoteTerm(String(v))}` }), class: "mono" }, String(v))
+      ? h("a", { href: url("/ui/search", { q: f.metaTerm(k, v) }), class: "mono" }, String(v))
       : jsonView(v, { maxLines: 8 }))));
 }
 
