@@ -12,7 +12,7 @@ use caribou_model::{
     Batch, ErrorRecord, Grade, GradeValue, Item, ItemRecord, Message, MetadataRecord, Phase,
     Record, RolloutStatus, TagsRecord, ToolExecution, TraceClose, TraceOpen, new_record_id, now_us,
 };
-use common::Server;
+use common::{Server, TraceBuilder};
 use serde_json::{Value, json};
 
 const N: usize = 300;
@@ -910,4 +910,163 @@ fn bad_queries_answer_400_bad_query_with_the_position() {
     assert_eq!(server.get("/api/v1/projects/nope/timeseries").status, 404);
     let ok: Value = server.get("/api/v1/traces?q=").expect(200);
     assert_eq!(ok["data"], json!([]));
+}
+
+/// A prod trace of `id` with `metadata`, one grade and a message saying `text`.
+fn small_trace(id: &str, metadata: Value, grade: (&str, f64), text: &str) -> Batch {
+    let mut t = TraceBuilder::new(id)
+        .open("quoting", Phase::Prod, None, None)
+        .message("user", text, 10, 5, 0.001);
+    t.records.push(Record::Metadata(MetadataRecord {
+        id: new_record_id(),
+        trace_id: id.to_owned(),
+        ts: now_us() - 30 * 1_000_000,
+        metadata: metadata.as_object().cloned().unwrap_or_default(),
+    }));
+    t.item(Item::Grade(Grade {
+        name: grade.0.to_owned(),
+        value: GradeValue::Number(grade.1),
+        comment: None,
+        grader: None,
+        metadata: None,
+    }))
+    .close(RolloutStatus::Completed)
+    .batch()
+}
+
+#[test]
+fn keys_with_spaces_and_operators_are_searched_in_quotes() {
+    let server = Server::start();
+    for (id, customer, odd, rate) in [("tq-1", "x", 7, 0.9), ("tq-2", "c 2", 3, 0.2)] {
+        let metadata = json!({"customer id": customer, "a:b<c>": odd, "say \"hi\" \\o/": "yes"});
+        server
+            .ingest(&small_trace(id, metadata, ("pass rate", rate), "hello"))
+            .expect(200);
+    }
+    let cases: &[(&str, &[&str])] = &[
+        (r#"meta."customer id":x"#, &["tq-1"]),
+        (r#"meta."customer id":"c 2""#, &["tq-2"]),
+        (r#"-meta."customer id":x"#, &["tq-2"]),
+        (r#"meta."customer id":nobody"#, &[]),
+        (r#"meta."a:b<c>">5"#, &["tq-1"]),
+        (r#"meta."a:b<c>":3"#, &["tq-2"]),
+        (r#"meta."say \"hi\" \\o/":yes"#, &["tq-1", "tq-2"]),
+        (r#"grade."pass rate">0.5"#, &["tq-1"]),
+        (
+            r#"grade."pass rate"<=0.5 meta."customer id":"c 2""#,
+            &["tq-2"],
+        ),
+    ];
+    for (q, expected) in cases {
+        let got = ids(&walk(&server, "/api/v1/traces", q, "newest", 10));
+        let expected: BTreeSet<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(got, expected, "{q}");
+    }
+    // A quoted key with no comparison is a 400 that points at it.
+    let reply = server.get(&format!(
+        "/api/v1/traces?q={}",
+        enc(r#"meta."customer id" x"#)
+    ));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply
+            .error_message()
+            .contains("a quoted key needs \":\" or a comparison right after it at 1..19"),
+        "{}",
+        reply.text
+    );
+}
+
+#[test]
+fn repeated_words_are_searched_once_and_too_many_words_are_refused() {
+    use kestrel_query::{MAX_QUERY_LEN, MAX_TERMS, MAX_TEXT_TERMS};
+    let server = Server::start();
+    const TRACES: usize = 400;
+    for group in (0..TRACES).collect::<Vec<_>>().chunks(100) {
+        let mut records = Vec::new();
+        for i in group {
+            let text = format!("the weather in city {i} is mild");
+            records
+                .extend(small_trace(&format!("tw-{i:03}"), json!({}), ("r", 0.5), &text).records);
+        }
+        server.ingest(&Batch { records }).expect(200);
+    }
+    wait_for_index(&server);
+    let timed = |q: &str| {
+        let start = Instant::now();
+        let reply = server.get(&format!("/api/v1/traces?q={}&limit=50", enc(q)));
+        (reply, start.elapsed())
+    };
+
+    // One negated word repeated up to the longest query is one term: every trace matches.
+    let repeated = vec!["-nosuchword"; MAX_QUERY_LEN / 12].join(" ");
+    let (reply, took) = timed(&repeated);
+    let page = reply.expect(200);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(50));
+    let (once, took_once) = timed("-nosuchword");
+    assert_eq!(once.expect(200)["data"], page["data"]);
+    println!(
+        "{} bytes of one negated word repeated, {TRACES} traces: {:.1} ms (the word once: {:.1} ms)",
+        repeated.len(),
+        took.as_secs_f64() * 1e3,
+        took_once.as_secs_f64() * 1e3
+    );
+
+    // Distinct words past the bound: a 400 that names it and points at the first word over it.
+    let words: Vec<String> = (0..=MAX_TEXT_TERMS)
+        .map(|i| format!("-nosuchword{i}"))
+        .collect();
+    let q = words.join(" ");
+    let (reply, took) = timed(&q);
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(reply.json["error"]["code"], "bad_query", "{}", reply.text);
+    let at = q.find(&format!("nosuchword{MAX_TEXT_TERMS}")).unwrap_or(0) + 1;
+    let msg = reply.error_message();
+    assert!(
+        msg.contains(&format!(
+            "at most {MAX_TEXT_TERMS} words or quoted phrases at {at}.."
+        )),
+        "{msg}"
+    );
+    println!(
+        "{} distinct negated words: refused in {:.1} ms",
+        words.len(),
+        took.as_secs_f64() * 1e3
+    );
+    // One fewer is answered.
+    let (reply, took) = timed(&words[..MAX_TEXT_TERMS].join(" "));
+    assert_eq!(reply.expect(200)["data"].as_array().map(Vec::len), Some(50));
+    println!(
+        "{MAX_TEXT_TERMS} distinct negated words, {TRACES} traces: {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
+
+    // Other terms are bounded too.
+    let tags: Vec<String> = (0..=MAX_TERMS).map(|i| format!("-tag:t{i}")).collect();
+    let reply = server.get(&format!("/api/v1/traces?q={}", enc(&tags.join(" "))));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply
+            .error_message()
+            .contains(&format!("at most {MAX_TERMS}")),
+        "{}",
+        reply.text
+    );
+}
+
+#[test]
+fn error_messages_cut_long_terms() {
+    let server = Server::start();
+    let long = "z".repeat(3000);
+    for q in [
+        format!("{long}:x"),
+        format!("cost>{long}"),
+        format!("meta.k>{long}"),
+    ] {
+        let reply = server.get(&format!("/api/v1/traces?q={}", enc(&q)));
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        let msg = reply.error_message();
+        assert!(msg.contains("zzz…"), "{msg}");
+        assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
+    }
 }
