@@ -11,6 +11,7 @@
 //! never say why. [`crate::Config::sanitized`] turns a refused endpoint into no endpoint (the
 //! SDK is then disabled: logging is a no-op) and [`warn_refused`] says so once per value.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest part of a refused value quoted back in the warning (the rest is cut).
@@ -29,8 +30,9 @@ pub struct Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quoted: String = self.value.chars().take(QUOTE_CHARS).collect();
-        let cut = if quoted.len() < self.value.len() {
+        let shown = without_credentials(&self.value);
+        let quoted: String = shown.chars().take(QUOTE_CHARS).collect();
+        let cut = if quoted.len() < shown.len() {
             "..."
         } else {
             ""
@@ -42,6 +44,18 @@ impl fmt::Display for Refusal {
              logging calls do nothing",
             self.reason
         )
+    }
+}
+
+/// `value` with any `user:password@` before its host replaced by `***@`: a warning goes to logs.
+fn without_credentials(value: &str) -> Cow<'_, str> {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return Cow::Borrowed(value);
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => Cow::Owned(format!("{scheme}://***@{}", &rest[at + 1..])),
+        None => Cow::Borrowed(value),
     }
 }
 
@@ -180,6 +194,15 @@ mod tests {
             assert!(text.contains(EXPECTED), "{text}");
             assert!(text.contains("Sending to Kestrel is off"), "{text}");
         }
+    }
+
+    #[test]
+    fn credentials_are_not_repeated_in_the_warning() {
+        let text = check("ftp://user:s3cret@files.example.com/x")
+            .expect_err("ftp")
+            .to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("\"ftp://***@files.example.com/x\""), "{text}");
     }
 
     #[test]
