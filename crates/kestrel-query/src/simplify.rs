@@ -3,8 +3,8 @@
 //! Rewrites (each keeps the set of matching traces exactly):
 //! - an `AND` inside an `AND` (or an `OR` inside an `OR`) joins its parent's list: `a (b c)` is
 //!   `a b c`;
-//! - a term equal to an earlier sibling in the same list is dropped: `-x -x -x` is `-x`, and
-//!   `(a OR b) (b OR a)` keeps both, since they differ as written (order is kept);
+//! - a term equal to an earlier sibling in the same list is dropped: `-x -x -x` is `-x`. Terms
+//!   compare as parsed, order included: `(a OR b) (b OR a)` keeps both;
 //! - a list left with one term is that term.
 //!
 //! Every predicate costs the backend a lookup per candidate trace, and a full-text term costs one
@@ -34,28 +34,36 @@ pub(crate) fn simplify(
     let mut leaves = Vec::new();
     collect(&expr, &mut leaves);
     debug_assert_eq!(leaves.len(), kept.len());
-    if let Some(span) = kept.get(MAX_TERMS) {
-        return Err(QueryError::new(
+    let over_terms = kept.get(MAX_TERMS).map(|span| {
+        QueryError::new(
             src,
             span.clone(),
             format!("too many terms: a query may hold at most {MAX_TERMS}"),
         )
-        .hint("split the search in several queries, or drop repeated terms"));
-    }
-    let text_span = leaves
+        .hint("split the search into several queries")
+    });
+    let over_texts = leaves
         .iter()
         .zip(&kept)
         .filter(|(p, _)| matches!(p, Pred::Text(_)))
-        .nth(MAX_TEXT_TERMS);
-    if let Some((_, span)) = text_span {
-        return Err(QueryError::new(
-            src,
-            span.clone(),
-            format!(
-                "too many words to search for: a query may hold at most {MAX_TEXT_TERMS} words or quoted phrases"
-            ),
-        )
-        .hint("quote words that belong together as one phrase, or use fewer words"));
+        .nth(MAX_TEXT_TERMS)
+        .map(|(_, span)| {
+            QueryError::new(
+                src,
+                span.clone(),
+                format!(
+                    "too many words to search for: a query may hold at most {MAX_TEXT_TERMS} words or quoted phrases"
+                ),
+            )
+            .hint("quote words that belong together as one phrase, or use fewer words")
+        });
+    // Past both bounds, the error names the one reached first in the query.
+    if let Some(e) = over_terms
+        .into_iter()
+        .chain(over_texts)
+        .min_by_key(|e| e.bytes.start)
+    {
+        return Err(e);
     }
     Ok(expr)
 }

@@ -137,6 +137,18 @@ fn all_terms_are_bounded_after_merging_repeats() {
     );
 }
 
+#[test]
+fn past_both_bounds_the_first_one_reached_is_named() {
+    let tags: Vec<String> = (0..=MAX_TERMS).map(|i| format!("tag:t{i}")).collect();
+    let words = words(MAX_TEXT_TERMS + 1).join(" ");
+    let q = format!("{words} {}", tags.join(" "));
+    let e = parse_at(&q, NOW).unwrap_err();
+    assert_eq!(&q[e.bytes.clone()], format!("w{MAX_TEXT_TERMS}"), "{e}");
+    let q = format!("{} {words}", tags.join(" "));
+    let e = parse_at(&q, NOW).unwrap_err();
+    assert_eq!(&q[e.bytes.clone()], format!("tag:t{MAX_TERMS}"), "{e}");
+}
+
 // ---------------------------------------------------------------- same meaning
 
 /// Truth of a plan when the words `a`, `b`, `c` hold as `bits` says (bit 0 for `a`).
