@@ -310,6 +310,35 @@ pub struct ServeArgs {
     #[arg(long, env = env::MAX_DECOMPRESSED_BYTES, value_name = "SIZE")]
     pub max_decompressed_bytes: Option<String>,
 
+    /// Longest wait for a request's line and headers, from their first byte (from the connect
+    /// for a connection's first request); past it the connection is closed [default: 10s].
+    #[arg(long, env = env::HEADER_TIMEOUT, value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+
+    /// How long a keep-alive connection may wait for its next request [default: 60s].
+    #[arg(long, env = env::IDLE_TIMEOUT, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+
+    /// Longest time to receive a request's body, from its headers; past it a 408 and the
+    /// connection is closed [default: 60s].
+    #[arg(long, env = env::BODY_TIMEOUT, value_name = "DURATION")]
+    pub body_timeout: Option<String>,
+
+    /// Longest time an answer may go without write progress (a client that does not read it);
+    /// past it the connection is closed [default: 30s].
+    #[arg(long, env = env::WRITE_TIMEOUT, value_name = "DURATION")]
+    pub write_timeout: Option<String>,
+
+    /// Most connections open at once; more wait in the listen backlog until one closes
+    /// [default: 1024, lowered to what the open-file limit allows].
+    #[arg(long, env = env::MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Memory for whole traces and item pages being sent at once; past it a 503 with
+    /// Retry-After [default: 256MiB].
+    #[arg(long, env = env::MAX_ANSWER_MEMORY, value_name = "SIZE")]
+    pub max_answer_memory: Option<String>,
+
     /// TOML config file (unknown keys are refused).
     #[arg(long, env = env::CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,

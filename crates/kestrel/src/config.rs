@@ -10,11 +10,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
+use crate::conn::ConnLimits;
 use crate::decode::BodyLimits;
 
 /// Names of the environment variables.
@@ -26,6 +28,12 @@ pub mod env {
     pub const ALLOW_OPEN: &str = "KESTREL_ALLOW_OPEN";
     pub const MAX_BODY_BYTES: &str = "KESTREL_MAX_BODY_BYTES";
     pub const MAX_DECOMPRESSED_BYTES: &str = "KESTREL_MAX_DECOMPRESSED_BYTES";
+    pub const HEADER_TIMEOUT: &str = "KESTREL_HEADER_TIMEOUT";
+    pub const IDLE_TIMEOUT: &str = "KESTREL_IDLE_TIMEOUT";
+    pub const BODY_TIMEOUT: &str = "KESTREL_BODY_TIMEOUT";
+    pub const WRITE_TIMEOUT: &str = "KESTREL_WRITE_TIMEOUT";
+    pub const MAX_CONNECTIONS: &str = "KESTREL_MAX_CONNECTIONS";
+    pub const MAX_ANSWER_MEMORY: &str = "KESTREL_MAX_ANSWER_MEMORY";
     pub const CONFIG: &str = "KESTREL_CONFIG";
     pub const LOG: &str = "KESTREL_LOG";
     /// Where the client commands (`kestrel traces`, ...) find Kestrel.
@@ -61,6 +69,36 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "--max-decompressed-bytes",
         "max body inflated (64MiB)",
     ),
+    (
+        env::HEADER_TIMEOUT,
+        "--header-timeout",
+        "request line + headers (10s)",
+    ),
+    (
+        env::IDLE_TIMEOUT,
+        "--idle-timeout",
+        "keep-alive wait for a request (60s)",
+    ),
+    (
+        env::BODY_TIMEOUT,
+        "--body-timeout",
+        "request body, then 408 (60s)",
+    ),
+    (
+        env::WRITE_TIMEOUT,
+        "--write-timeout",
+        "answer without write progress (30s)",
+    ),
+    (
+        env::MAX_CONNECTIONS,
+        "--max-connections",
+        "connections open at once (1024)",
+    ),
+    (
+        env::MAX_ANSWER_MEMORY,
+        "--max-answer-memory",
+        "answers being sent, then 503 (256MiB)",
+    ),
     (env::CONFIG, "--config", "TOML config file"),
     (env::LOG, "--log", "log filter (info)"),
     (env::URL, "--url", "server URL of client commands"),
@@ -77,6 +115,7 @@ pub fn env_help() -> String {
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8750";
 pub const DEFAULT_LOG: &str = "info";
+pub const DEFAULT_MAX_ANSWER_MEMORY: u64 = 256 << 20;
 
 /// The config file. Every key is optional and has the name of its flag (with `_`).
 #[derive(Debug, Default, Deserialize)]
@@ -89,7 +128,32 @@ pub struct FileConfig {
     pub allow_open: Option<bool>,
     pub max_body_bytes: Option<ByteSize>,
     pub max_decompressed_bytes: Option<ByteSize>,
+    pub header_timeout: Option<Seconds>,
+    pub idle_timeout: Option<Seconds>,
+    pub body_timeout: Option<Seconds>,
+    pub write_timeout: Option<Seconds>,
+    pub max_connections: Option<usize>,
+    pub max_answer_memory: Option<ByteSize>,
     pub log: Option<String>,
+}
+
+/// A duration in a config file: a number of seconds or a string with a unit (`"500ms"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Seconds {
+    Secs(u64),
+    Text(String),
+}
+
+impl Seconds {
+    fn resolve(&self, key: &str) -> anyhow::Result<Duration> {
+        match self {
+            Seconds::Secs(n) => Ok(Duration::from_secs(*n)),
+            Seconds::Text(s) => {
+                parse_duration(s).with_context(|| format!("config file key `{key}`"))
+            }
+        }
+    }
 }
 
 /// A size in a config file: a number of bytes or a string with a unit (`"16MiB"`).
@@ -118,6 +182,9 @@ pub struct ServeConfig {
     pub api_keys_file: Option<PathBuf>,
     pub allow_open: bool,
     pub limits: BodyLimits,
+    pub conn: ConnLimits,
+    /// Bytes of large answers held in memory at once ([`crate::answer_budget`]).
+    pub max_answer_memory: u64,
     pub log: String,
 }
 
@@ -128,6 +195,18 @@ impl ServeConfig {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let conn = resolve_conn_limits(args, &file)?;
+        let max_answer_memory = match &args.max_answer_memory {
+            Some(s) => parse_size(s)
+                .with_context(|| format!("--max-answer-memory / {}", env::MAX_ANSWER_MEMORY))?,
+            None => match &file.max_answer_memory {
+                Some(b) => b.resolve("max_answer_memory")?,
+                None => DEFAULT_MAX_ANSWER_MEMORY,
+            },
+        };
+        if max_answer_memory == 0 {
+            bail!("--max-answer-memory must be > 0");
+        }
         let addr_text = args
             .addr
             .clone()
@@ -174,6 +253,8 @@ impl ServeConfig {
                 max_body_bytes,
                 max_decompressed_bytes,
             },
+            conn,
+            max_answer_memory,
             log: args
                 .log
                 .clone()
@@ -181,6 +262,66 @@ impl ServeConfig {
                 .unwrap_or_else(|| DEFAULT_LOG.to_owned()),
         })
     }
+}
+
+/// The connection timeouts and cap: flag or environment, else config file, else default.
+fn resolve_conn_limits(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ConnLimits> {
+    let timeout = |flag: &Option<String>,
+                   key: &Option<Seconds>,
+                   name: &str,
+                   var: &str,
+                   default: Duration|
+     -> anyhow::Result<Duration> {
+        let value = match (flag, key) {
+            (Some(text), _) => parse_duration(text)
+                .with_context(|| format!("--{} / {var}", name.replace('_', "-")))?,
+            (None, Some(v)) => v.resolve(name)?,
+            (None, None) => default,
+        };
+        if value.is_zero() {
+            bail!("{name} must be > 0");
+        }
+        Ok(value)
+    };
+    let d = ConnLimits::DEFAULT;
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(d.max_connections);
+    if max_connections == 0 {
+        bail!("--max-connections / {} must be > 0", env::MAX_CONNECTIONS);
+    }
+    Ok(ConnLimits {
+        header_timeout: timeout(
+            &args.header_timeout,
+            &file.header_timeout,
+            "header_timeout",
+            env::HEADER_TIMEOUT,
+            d.header_timeout,
+        )?,
+        idle_timeout: timeout(
+            &args.idle_timeout,
+            &file.idle_timeout,
+            "idle_timeout",
+            env::IDLE_TIMEOUT,
+            d.idle_timeout,
+        )?,
+        body_timeout: timeout(
+            &args.body_timeout,
+            &file.body_timeout,
+            "body_timeout",
+            env::BODY_TIMEOUT,
+            d.body_timeout,
+        )?,
+        write_timeout: timeout(
+            &args.write_timeout,
+            &file.write_timeout,
+            "write_timeout",
+            env::WRITE_TIMEOUT,
+            d.write_timeout,
+        )?,
+        max_connections,
+    })
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -221,6 +362,28 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{text:?} is too large"))
 }
 
+/// Parses `10s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "{text:?} is not a duration; write e.g. 10s, 500ms, 2m or a number of seconds"
+        )
+    })?;
+    let millis: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        other => bail!("unknown duration unit {other:?} in {text:?}; use ms, s, m or h"),
+    };
+    n.checked_mul(millis)
+        .map(Duration::from_millis)
+        .with_context(|| format!("{text:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +395,44 @@ mod tests {
         assert_eq!(parse_size("2 kb").unwrap(), 2000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
+    }
+
+    #[test]
+    fn connection_limits_resolve_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kestrel.toml");
+        std::fs::write(
+            &path,
+            "idle_timeout = 5\nwrite_timeout = \"1500ms\"\nmax_connections = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            header_timeout: Some("2s".into()),
+            ..Default::default()
+        };
+        let cfg = ServeConfig::resolve(&args).unwrap();
+        assert_eq!(cfg.conn.header_timeout, Duration::from_secs(2));
+        assert_eq!(cfg.conn.idle_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.conn.write_timeout, Duration::from_millis(1500));
+        assert_eq!(cfg.conn.body_timeout, ConnLimits::DEFAULT.body_timeout);
+        assert_eq!(cfg.conn.max_connections, 7);
+        assert_eq!(cfg.max_answer_memory, DEFAULT_MAX_ANSWER_MEMORY);
+        let zero = ServeArgs {
+            body_timeout: Some("0s".into()),
+            ..Default::default()
+        };
+        assert!(ServeConfig::resolve(&zero).is_err());
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub enum ApiError {
     /// Wrong `Content-Type` or unsupported `Content-Encoding`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request's body did not arrive within the body timeout.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The request line and headers are larger than the server reads (answered below the
+    /// handlers, see `conn::canned`).
+    #[error("{0}")]
+    HeaderTooLarge(String),
+    /// The request's URI is longer than the server reads (answered below the handlers).
+    #[error("{0}")]
+    UriTooLong(String),
     /// The request contradicts what is stored (a trace id of another project, a record id sent
     /// again with other content); nothing of it was stored.
     #[error("{0}")]
@@ -66,6 +76,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RequestTimeout,
+    HeaderTooLarge,
+    UriTooLong,
     Conflict,
     QueryTimeout,
     Overloaded,
@@ -82,6 +95,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::HeaderTooLarge => "header_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::Conflict => "conflict",
             ErrorCode::QueryTimeout => "query_timeout",
             ErrorCode::Overloaded => "overloaded",
@@ -97,6 +113,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::QueryTimeout | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -122,6 +141,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            ApiError::HeaderTooLarge(_) => ErrorCode::HeaderTooLarge,
+            ApiError::UriTooLong(_) => ErrorCode::UriTooLong,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::QueryTimeout(_) => ErrorCode::QueryTimeout,
             ApiError::Overloaded { .. } => ErrorCode::Overloaded,
@@ -139,6 +161,16 @@ impl ApiError {
         }
     }
 
+    /// The JSON body every error answer carries.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().as_str().to_owned(),
+                message: self.public_message(),
+            },
+        }
+    }
+
     fn full_message(&self) -> String {
         match self {
             ApiError::Internal(_) => "internal error, see server log".to_owned(),
@@ -149,6 +181,9 @@ impl ApiError {
             | ApiError::MethodNotAllowed(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
+            | ApiError::RequestTimeout(m)
+            | ApiError::HeaderTooLarge(m)
+            | ApiError::UriTooLong(m)
             | ApiError::Conflict(m)
             | ApiError::QueryTimeout(m)
             | ApiError::Overloaded { message: m, .. } => m.clone(),
@@ -188,13 +223,7 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(code = code.as_str(), error = %self, "request refused");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: code.as_str().to_owned(),
-                message: self.public_message(),
-            },
-        };
-        let mut response = (code.status(), axum::Json(body)).into_response();
+        let mut response = (code.status(), axum::Json(self.body())).into_response();
         if code == ErrorCode::Unauthorized {
             response
                 .headers_mut()

@@ -4,13 +4,18 @@
 //!
 //! Exit codes: 0 success, 1 an error (printed as `error: ...` on stderr), 2 a usage error (clap).
 
+mod answer_budget;
 mod api;
 mod auth;
 mod cli;
 mod config;
+mod conn;
 mod decode;
 mod error;
+mod fdlimit;
+mod listener;
 mod server;
+mod tasks;
 mod ui;
 
 use std::io::IsTerminal;

@@ -1,12 +1,16 @@
 //! The HTTP server: routes, shared state, start and graceful shutdown.
 //!
 //! Invariants:
-//! - Every answer, including unknown routes (404), wrong methods (405) and a handler that
-//!   panicked (500), is JSON.
-//! - With no API key configured the server listens on loopback only, unless `allow_open` is set:
-//!   an unauthenticated server is never exposed by accident.
+//! - Every error answer is JSON: unknown routes (404), wrong methods (405), a handler that
+//!   panicked (500, [`crate::tasks`]), a body too slow (408) and a request head hyper cannot parse
+//!   (400, 414, 431, [`crate::conn`]). Every answer carries `X-Content-Type-Options: nosniff`.
+//! - With no API key configured the server listens on loopback only, unless `allow_open` is set
+//!   (and then warns): an unauthenticated server is never exposed by accident.
+//! - Connections have deadlines and a cap ([`crate::conn`], [`crate::listener`]); large answers
+//!   have a memory budget ([`crate::answer_budget`]).
 //! - On SIGINT/SIGTERM the listener stops accepting, in-flight requests finish (up to
-//!   [`SHUTDOWN_GRACE`]), then the store is closed, so every acknowledged batch is on disk.
+//!   [`SHUTDOWN_GRACE`], including writes whose client went away), then the store is closed, so
+//!   every acknowledged batch is on disk.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +18,18 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kestrel_store::{SqliteConfig, SqliteStore, Store};
 use tokio::net::TcpListener;
 
+use crate::answer_budget::AnswerBudget;
 use crate::api::{self, AppState};
 use crate::auth::{self, ApiKeys};
 use crate::config::{ServeConfig, env};
+use crate::conn::ConnLimits;
 use crate::error::ApiError;
+use crate::tasks::{self, RequestTasks};
 
 /// How long in-flight requests may run after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -30,8 +37,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// The hand-written OpenAPI 3.1 document of this API.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
-/// Builds the whole application: routes, JSON fallbacks and the auth layer.
-pub fn router(state: AppState, keys: ApiKeys) -> Router {
+/// Builds the whole application: routes, JSON fallbacks, the auth layer, and one task per
+/// request (counted by `tasks`).
+pub fn router(state: AppState, keys: ApiKeys, tasks: RequestTasks) -> Router {
     let v1 = Router::new()
         .route("/ingest", post(api::ingest::ingest))
         .route("/openapi.json", get(openapi))
@@ -81,24 +89,13 @@ pub fn router(state: AppState, keys: ApiKeys) -> Router {
             keys,
             auth::require_key,
         ))
-        .layer(axum::middleware::from_fn(contain_panics))
+        .layer(axum::middleware::from_fn_with_state(
+            tasks,
+            tasks::run_as_task,
+        ))
         // After the auth layer: the web UI's files hold no data and load without a key.
         .merge(crate::ui::router())
         .with_state(state)
-}
-
-/// Runs each request as its own task so that a bug that panics answers a JSON 500 (and is
-/// logged) instead of dropping the connection. A request also runs to its end when its client
-/// goes away, so a batch being committed is never cut in half from this side.
-async fn contain_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    match tokio::spawn(next.run(request)).await {
-        Ok(response) => response,
-        Err(e) => {
-            ApiError::Internal(format!("handler of {method} {path} failed: {e}")).into_response()
-        }
-    }
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -123,9 +120,18 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ))
 }
 
-/// Refuses to expose an unauthenticated server beyond this machine.
+/// Refuses to expose an unauthenticated server beyond this machine, and warns when
+/// `allow_open` does.
 pub fn check_exposure(config: &ServeConfig, keys: &ApiKeys) -> anyhow::Result<()> {
-    if keys.is_enabled() || config.addr.ip().is_loopback() || config.allow_open {
+    if keys.is_enabled() || config.addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if config.allow_open {
+        tracing::warn!(
+            addr = %config.addr,
+            "listening beyond this machine without an API key (--allow-open): anyone who can \
+             reach it can read and write all traces"
+        );
         return Ok(());
     }
     anyhow::bail!(
@@ -147,6 +153,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store = SqliteStore::open(SqliteConfig::new(config.data_dir.clone()))
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
+    let conn = fit_connections(config.conn);
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -159,40 +166,65 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "kestrel listening"
     );
 
+    let tasks = RequestTasks::default();
     let state = AppState {
         store: Arc::clone(&store),
         limits: config.limits,
+        answers: AnswerBudget::new(config.max_answer_memory),
     };
-    let app = router(state, keys);
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    let mut server_task = tokio::spawn(async move { server.await });
+    let app = router(state, keys, tasks.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::spawn(crate::listener::run(listener, app, conn, stop_rx));
 
-    let outcome = tokio::select! {
-        joined = &mut server_task => Some(joined),
+    let served = tokio::select! {
+        joined = &mut connections => {
+            joined.map_err(|e| anyhow::anyhow!("the HTTP server task failed: {e}"))
+        }
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server_task).await {
-                Ok(joined) => Some(joined),
-                Err(_) => {
-                    tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "requests still running after the grace period; closing anyway");
-                    server_task.abort();
-                    None
-                }
+            let finished = async {
+                let _ = (&mut connections).await;
+                // Writes whose client went away run on after their connection closed.
+                tasks.idle().await;
+            };
+            if tokio::time::timeout(SHUTDOWN_GRACE, finished).await.is_err() {
+                tracing::warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "requests still running after the grace period; closing anyway");
+                connections.abort();
             }
+            Ok(())
         }
-    };
-    let served = match outcome {
-        Some(Ok(result)) => result.context("the HTTP server failed"),
-        Some(Err(join)) => Err(anyhow::anyhow!("the HTTP server task failed: {join}")),
-        None => Ok(()),
     };
     store.close().await.context("closing the store failed")?;
     tracing::info!("kestrel stopped");
     served
+}
+
+/// The connection cap that fits under the open-file limit (raised if needed), logged.
+fn fit_connections(limits: ConnLimits) -> ConnLimits {
+    let fit = crate::fdlimit::fit(&limits);
+    if fit.max_connections < limits.max_connections {
+        tracing::warn!(
+            wanted = limits.max_connections,
+            max_connections = fit.max_connections,
+            fd_limit = fit.fd_limit,
+            "the open-file limit (ulimit -n) allows fewer connections than --max-connections"
+        );
+    }
+    tracing::info!(
+        max_connections = fit.max_connections,
+        fd_limit = fit.fd_limit,
+        fd_limit_raised_from = fit.raised_from,
+        header_timeout_s = limits.header_timeout.as_secs_f64(),
+        idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+        body_timeout_s = limits.body_timeout.as_secs_f64(),
+        write_timeout_s = limits.write_timeout.as_secs_f64(),
+        "connection limits"
+    );
+    ConnLimits {
+        max_connections: fit.max_connections,
+        ..limits
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM, with the signal's name.

@@ -24,27 +24,22 @@ use kestrel_store::{PageRequest, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::answer_budget::AnswerBudget;
 use crate::decode::{self, BodyLimits};
 use crate::error::ApiError;
 
-/// A JSON response written by `caribou_model::json`: the same bytes as axum's `Json`, whose
+/// `value` as JSON written by `caribou_model::json`: the same bytes as axum's `Json`, whose
 /// `serde_json` tests every byte of a string through a table; for the answers that are mostly
-/// item text (a whole trace, a page of items) that escaping was a sixth of the request's CPU.
-#[derive(Debug)]
-pub struct TextJson<T>(pub T);
-
-impl<T: serde::Serialize> IntoResponse for TextJson<T> {
-    fn into_response(self) -> Response {
-        let mut body = Vec::with_capacity(4096);
-        match caribou_model::json::write(&mut body, &self.0) {
-            Ok(()) => json_response(body),
-            Err(e) => ApiError::Internal(format!("encoding the answer: {e}")).into_response(),
-        }
-    }
+/// item text (a page of items) that escaping was a sixth of the request's CPU.
+pub fn text_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(4096);
+    caribou_model::json::write(&mut body, value)
+        .map_err(|e| ApiError::Internal(format!("encoding the answer: {e}")))?;
+    Ok(body)
 }
 
-/// A 200 answer of JSON already written.
-pub fn json_response(body: Vec<u8>) -> Response {
+/// A 200 answer of JSON already written (`Vec<u8>` or `Bytes`).
+pub fn json_response(body: impl IntoResponse) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -60,6 +55,8 @@ pub fn json_response(body: Vec<u8>) -> Response {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: BodyLimits,
+    /// Memory for the large answers (a whole trace, a page of items) being sent.
+    pub answers: AnswerBudget,
 }
 
 impl std::fmt::Debug for AppState {
@@ -218,7 +215,7 @@ mod tests {
             traceback: None,
         };
         let expected = serde_json::to_vec(&detail).unwrap();
-        let response = TextJson(detail).into_response();
+        let response = json_response(text_json(&detail).unwrap());
         assert_eq!(response.status(), axum::http::StatusCode::OK);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],

@@ -23,8 +23,8 @@ use kestrel_query::Query;
 use crate::api::projects::require_project;
 use crate::api::runs::require_run;
 use crate::api::{
-    ApiJson, ApiPath, ApiQuery, AppState, TextJson, check_id, check_limit, check_project,
-    json_response,
+    ApiJson, ApiPath, ApiQuery, AppState, check_id, check_limit, check_project, json_response,
+    text_json,
 };
 use crate::error::ApiError;
 
@@ -108,18 +108,20 @@ pub async fn list_for_run(
 }
 
 /// The whole trace, as the store's JSON (a `TraceDetail`; the SQLite store copies its items'
-/// stored JSON instead of parsing and re-encoding it).
+/// stored JSON instead of parsing and re-encoding it). Built and sent within the answer memory
+/// budget ([`crate::answer_budget`]): past it, a 503.
 pub async fn get(
     State(state): State<AppState>,
     ApiPath(trace_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_id("trace_id", &trace_id)?;
-    state
+    let turn = state.answers.turn().await;
+    let json = state
         .store
         .get_trace_json(&trace_id)
         .await?
-        .map(json_response)
-        .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))?;
+    Ok(json_response(state.answers.hold(json, turn).await?))
 }
 
 /// The query of `GET /api/v1/traces/{trace_id}/items`.
@@ -136,11 +138,12 @@ pub struct ItemsQuery {
 pub const DEFAULT_ITEMS_PAGE: u64 = 500;
 pub const MAX_ITEMS_PAGE: u64 = 5_000;
 
+/// A page of a trace's items, within the answer memory budget like the whole trace.
 pub async fn items(
     State(state): State<AppState>,
     ApiPath(trace_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ItemsQuery>,
-) -> Result<TextJson<ItemPage>, ApiError> {
+) -> Result<Response, ApiError> {
     check_id("trace_id", &trace_id)?;
     let limit = query.limit.unwrap_or(DEFAULT_ITEMS_PAGE);
     if !(1..=MAX_ITEMS_PAGE).contains(&limit) {
@@ -149,12 +152,15 @@ pub async fn items(
              (default {DEFAULT_ITEMS_PAGE})"
         )));
     }
-    state
+    let turn = state.answers.turn().await;
+    let page: ItemPage = state
         .store
         .get_trace_items(&trace_id, query.offset.unwrap_or(0), limit)
         .await?
-        .map(TextJson)
-        .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("no trace with id {trace_id:?}")))?;
+    let json = text_json(&page)?;
+    drop(page);
+    Ok(json_response(state.answers.hold(json, turn).await?))
 }
 
 pub async fn add_grade(

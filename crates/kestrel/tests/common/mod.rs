@@ -27,12 +27,24 @@ const KESTREL_ENV: &[&str] = &[
     "KESTREL_ALLOW_OPEN",
     "KESTREL_MAX_BODY_BYTES",
     "KESTREL_MAX_DECOMPRESSED_BYTES",
+    "KESTREL_HEADER_TIMEOUT",
+    "KESTREL_IDLE_TIMEOUT",
+    "KESTREL_BODY_TIMEOUT",
+    "KESTREL_WRITE_TIMEOUT",
+    "KESTREL_MAX_CONNECTIONS",
+    "KESTREL_MAX_ANSWER_MEMORY",
     "KESTREL_CONFIG",
     "KESTREL_LOG",
 ];
 
+/// The `kestrel` binary under test: this build's, or the one `KESTREL_TEST_BIN` names (an older
+/// build, to show that a new test fails on the code before its fix).
 pub fn kestrel() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kestrel"));
+    let bin = std::env::var_os("KESTREL_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_kestrel")),
+        PathBuf::from,
+    );
+    let mut cmd = Command::new(bin);
     for var in KESTREL_ENV {
         cmd.env_remove(var);
     }
@@ -167,6 +179,11 @@ impl Server {
             Some(child) => wait_healthy(child, &self.base, &self.log_path),
             None => Err("no child process".to_owned()),
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn log(&self) -> String {
