@@ -16,8 +16,8 @@
 //!   waits until nothing else is held, then takes all of it.
 //! - So the memory of such answers is at most the budget plus [`BUILDS_AT_ONCE`] answers.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
@@ -35,6 +35,9 @@ pub const WAIT: Duration = Duration::from_secs(2);
 /// `Retry-After` of the 503 past the budget, in seconds.
 const RETRY_AFTER_S: u64 = 1;
 
+/// How often "answer memory budget full" may be logged.
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// The budget counts kibibytes: a semaphore takes at most `u32::MAX` permits at once.
 const UNIT: u64 = 1 << 10;
 
@@ -44,6 +47,7 @@ pub struct AnswerBudget {
     bytes: u64,
     units: Arc<Semaphore>,
     builds: Arc<Semaphore>,
+    warned: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A turn to build an answer.
@@ -59,6 +63,7 @@ impl AnswerBudget {
             bytes,
             units: Arc::new(Semaphore::new(units as usize)),
             builds: Arc::new(Semaphore::new(BUILDS_AT_ONCE)),
+            warned: Arc::default(),
         }
     }
 
@@ -84,11 +89,7 @@ impl AnswerBudget {
                 _permit: permit,
             })),
             _ => {
-                tracing::warn!(
-                    answer = answer.len(),
-                    budget = self.bytes,
-                    "answer memory budget full: answered 503 (--max-answer-memory)"
-                );
+                self.warn_full(answer.len());
                 Err(ApiError::Overloaded {
                     message: format!(
                         "too many large answers are being sent right now (an answer of {} \
@@ -101,6 +102,21 @@ impl AnswerBudget {
                     retry_after_s: RETRY_AFTER_S,
                 })
             }
+        }
+    }
+}
+
+impl AnswerBudget {
+    /// Logs that the budget is full, at most once every [`FULL_WARNING_EVERY`].
+    fn warn_full(&self, answer: usize) {
+        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
+        if warned.is_none_or(|t| t.elapsed() >= FULL_WARNING_EVERY) {
+            tracing::warn!(
+                answer,
+                budget = self.bytes,
+                "answer memory budget full: answering 503 (--max-answer-memory)"
+            );
+            *warned = Some(Instant::now());
         }
     }
 }

@@ -451,6 +451,43 @@ fn readers_that_never_read_a_big_answer_are_cut_off_and_its_memory_freed() {
     assert_eq!(again.text.len(), sizes[0]);
 }
 
+#[test]
+fn a_read_stops_when_its_client_goes_away() {
+    let server = serve(&[
+        ("max-answer-memory", "1MiB"),
+        ("write-timeout", "10s"),
+        ("log", "kestrel=debug,info"),
+    ]);
+    ingest_big_trace(&server, "trc_held", 120, 100_000);
+    // A reader that never reads holds the whole answer memory...
+    let mut holder = connect(&server);
+    holder
+        .write_all(b"GET /api/v1/traces/trc_held HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(500));
+    // ...so this read waits for room (up to 2 s, then a 503), and its client leaves meanwhile.
+    let mut leaver = connect(&server);
+    leaver
+        .write_all(b"GET /api/v1/traces/trc_held/items?limit=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(leaver);
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = server.log();
+    let cancelled = log
+        .lines()
+        .filter(|l| l.contains("read request cancelled"))
+        .count();
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("answer memory budget full"))
+        .count();
+    println!("read whose client left: {cancelled} cancelled, {refused} answered 503");
+    assert_eq!(cancelled, 1, "{log}");
+    assert_eq!(refused, 0, "the abandoned read ran on to its 503: {log}");
+    drop(holder);
+}
+
 /// Sends `request` on a new connection and reads the answer.
 fn raw(server: &Server, request: &[u8]) -> Answer {
     let mut stream = connect(server);

@@ -8,7 +8,9 @@
 //!   written whole. The first request of a connection must arrive whole within `header_timeout`
 //!   of the connect; a later one within `idle_timeout` of the previous answer for its first byte,
 //!   then within `header_timeout` of that byte. Past the deadline the read fails and hyper closes
-//!   the connection (a half-sent head gets no answer: there is no request to answer).
+//!   the connection (a half-sent head gets no answer: there is no request to answer). Bytes of a
+//!   next request sent before the answer was written (pipelining) count as not yet arrived: such
+//!   a head, if incomplete, has the idle deadline.
 //! - **In a request**, from the moment hyper hands the parsed head to the service until its
 //!   answer is written whole. No read deadline: a running handler is never cut by the
 //!   connection's timers (an ingest being committed finishes). The body must arrive within
