@@ -83,22 +83,23 @@ pub struct SqliteConfig {
     pub read_connections: usize,
     /// Write requests that may wait for the writer before callers wait too.
     pub writer_queue: usize,
-    /// The writer commits at most about this many records in one transaction.
-    pub max_group_records: usize,
+    /// The writer commits at most about this much weight (about microseconds of its work, see
+    /// `prepare::Weight`) in one transaction.
+    pub max_group_weight: usize,
     /// How long one read (a search, an aggregate, a trace) may take, waiting for a connection
     /// included; past it the read is stopped and answers [`StoreError::Unavailable`].
     pub query_timeout: std::time::Duration,
 }
 
 impl SqliteConfig {
-    /// Defaults: 4 read connections, a writer queue of 1024 requests, groups of up to 50,000
-    /// records, reads stopped after [`DEFAULT_QUERY_TIMEOUT`].
+    /// Defaults: 4 read connections, a writer queue of 1024 requests, groups of up to 250,000
+    /// weight (about 50,000 records), reads stopped after [`DEFAULT_QUERY_TIMEOUT`].
     pub fn new(data_dir: impl Into<PathBuf>) -> SqliteConfig {
         SqliteConfig {
             data_dir: data_dir.into(),
             read_connections: 4,
             writer_queue: 1024,
-            max_group_records: 50_000,
+            max_group_weight: 250_000,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
     }
@@ -141,7 +142,7 @@ impl SqliteStore {
         let readers = ReadPool::open(&path, config.read_connections, config.query_timeout)?;
         let limits = WriterLimits {
             queue: config.writer_queue,
-            max_group_weight: config.max_group_records.max(1),
+            max_group_weight: config.max_group_weight.max(1),
         };
         let texts = Arc::new(TextCache::new(TEXT_CACHE_BYTES));
         let (writer, handle) = writer::spawn(conn, limits, Some(background(texts.clone())))?;
@@ -265,16 +266,25 @@ fn closed() -> StoreError {
 impl Store for SqliteStore {
     async fn ingest(&self, batch: Batch) -> Result<IngestResponse> {
         // Grouping and encoding run off the writer thread, in parallel across requests.
-        let prepared = tokio::task::spawn_blocking(move || prepare::prepare(batch))
-            .await
-            .map_err(|e| StoreError::Internal(format!("preparing a batch failed: {e}")))??;
-        let weight = prepared.weight;
-        let done = self
-            .write(weight, move |conn| ingest::ingest(conn, prepared))
-            .await?;
-        self.inner.texts.put(done.texts);
-        // `done.spent` is freed here, on this thread: the writer has better things to do.
-        Ok(done.response)
+        let parts = tokio::task::spawn_blocking(move || {
+            prepare::prepare(batch)?.split(writer::MAX_JOB_WEIGHT)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("preparing a batch failed: {e}")))??;
+        // One job per part, each sent once the one before committed: other requests' jobs run
+        // in between.
+        let mut response = IngestResponse::default();
+        for part in parts {
+            let weight = part.weight();
+            let done = self
+                .write(weight, move |conn| ingest::ingest(conn, part))
+                .await?;
+            self.inner.texts.put(done.texts);
+            response.accepted += done.response.accepted;
+            response.duplicates += done.response.duplicates;
+            // `done.spent` is freed here, on this thread: the writer has better things to do.
+        }
+        Ok(response)
     }
 
     async fn get_or_create_project(&self, name: &str) -> Result<Project> {

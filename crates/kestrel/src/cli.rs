@@ -339,6 +339,17 @@ pub struct ServeArgs {
     #[arg(long, env = env::MAX_ANSWER_MEMORY, value_name = "SIZE")]
     pub max_answer_memory: Option<String>,
 
+    /// Memory for request bodies (ingest batches) being read, decoded and stored at once (a body
+    /// takes about four times its decompressed size at the peak); past it a request waits up to
+    /// 5 s, then gets a 503 with Retry-After [default: 512MiB].
+    #[arg(long, env = env::MAX_INGEST_MEMORY, value_name = "SIZE")]
+    pub max_ingest_memory: Option<String>,
+
+    /// Longest time one search or read of the store may take (waiting for a read connection
+    /// included); past it the query is stopped and answered 503 `query_timeout` [default: 10s].
+    #[arg(long, env = env::QUERY_TIMEOUT, value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+
     /// TOML config file (unknown keys are refused).
     #[arg(long, env = env::CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,

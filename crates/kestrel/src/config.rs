@@ -34,6 +34,8 @@ pub mod env {
     pub const WRITE_TIMEOUT: &str = "KESTREL_WRITE_TIMEOUT";
     pub const MAX_CONNECTIONS: &str = "KESTREL_MAX_CONNECTIONS";
     pub const MAX_ANSWER_MEMORY: &str = "KESTREL_MAX_ANSWER_MEMORY";
+    pub const MAX_INGEST_MEMORY: &str = "KESTREL_MAX_INGEST_MEMORY";
+    pub const QUERY_TIMEOUT: &str = "KESTREL_QUERY_TIMEOUT";
     pub const CONFIG: &str = "KESTREL_CONFIG";
     pub const LOG: &str = "KESTREL_LOG";
     /// Where the client commands (`kestrel traces`, ...) find Kestrel.
@@ -99,6 +101,16 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "--max-answer-memory",
         "answers being sent, then 503 (256MiB)",
     ),
+    (
+        env::MAX_INGEST_MEMORY,
+        "--max-ingest-memory",
+        "request bodies in flight, then 503 (512MiB)",
+    ),
+    (
+        env::QUERY_TIMEOUT,
+        "--query-timeout",
+        "a search or read, then 503 (10s)",
+    ),
     (env::CONFIG, "--config", "TOML config file"),
     (env::LOG, "--log", "log filter (info)"),
     (env::URL, "--url", "server URL of client commands"),
@@ -116,6 +128,7 @@ pub fn env_help() -> String {
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8750";
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_MAX_ANSWER_MEMORY: u64 = 256 << 20;
+pub const DEFAULT_MAX_INGEST_MEMORY: u64 = 512 << 20;
 
 /// The config file. Every key is optional and has the name of its flag (with `_`).
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +147,8 @@ pub struct FileConfig {
     pub write_timeout: Option<Seconds>,
     pub max_connections: Option<usize>,
     pub max_answer_memory: Option<ByteSize>,
+    pub max_ingest_memory: Option<ByteSize>,
+    pub query_timeout: Option<Seconds>,
     pub log: Option<String>,
 }
 
@@ -185,6 +200,10 @@ pub struct ServeConfig {
     pub conn: ConnLimits,
     /// Bytes of large answers held in memory at once ([`crate::answer_budget`]).
     pub max_answer_memory: u64,
+    /// Bytes of request bodies in flight at once ([`crate::body_budget`]).
+    pub max_ingest_memory: u64,
+    /// How long one read of the store may take.
+    pub query_timeout: Duration,
     pub log: String,
 }
 
@@ -206,6 +225,28 @@ impl ServeConfig {
         };
         if max_answer_memory == 0 {
             bail!("--max-answer-memory must be > 0");
+        }
+        let max_ingest_memory = match &args.max_ingest_memory {
+            Some(s) => parse_size(s)
+                .with_context(|| format!("--max-ingest-memory / {}", env::MAX_INGEST_MEMORY))?,
+            None => match &file.max_ingest_memory {
+                Some(b) => b.resolve("max_ingest_memory")?,
+                None => DEFAULT_MAX_INGEST_MEMORY,
+            },
+        };
+        if max_ingest_memory == 0 {
+            bail!("--max-ingest-memory must be > 0");
+        }
+        let query_timeout = match &args.query_timeout {
+            Some(s) => parse_duration(s)
+                .with_context(|| format!("--query-timeout / {}", env::QUERY_TIMEOUT))?,
+            None => match &file.query_timeout {
+                Some(t) => t.resolve("query_timeout")?,
+                None => kestrel_store::sqlite::DEFAULT_QUERY_TIMEOUT,
+            },
+        };
+        if query_timeout.is_zero() {
+            bail!("--query-timeout must be > 0");
         }
         let addr_text = args
             .addr
@@ -255,6 +296,8 @@ impl ServeConfig {
             },
             conn,
             max_answer_memory,
+            max_ingest_memory,
+            query_timeout,
             log: args
                 .log
                 .clone()

@@ -8,6 +8,9 @@
 //!   instead of a reset connection.
 //! - `Content-Encoding: gzip` and `zstd` are decompressed here, streaming, into a buffer capped at
 //!   `max_decompressed_bytes`: a zip bomb costs at most that much memory and answers 413.
+//! - Every body's memory is reserved in the [`BodyBudget`] before it is read and held by the
+//!   returned [`BodyMemory`] (see `body_budget`): past the budget a request waits, then gets a
+//!   503 with `Retry-After`.
 //! - A body must be UTF-8 JSON (`Content-Type: application/json` or `application/*+json`; a
 //!   missing type is taken as JSON). Errors name the line, column and field path
 //!   (`records[3].item.role`).
@@ -20,6 +23,7 @@ use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
+use crate::body_budget::{BodyBudget, BodyMemory};
 use crate::error::ApiError;
 
 /// Size limits of request bodies.
@@ -112,12 +116,14 @@ fn too_large(what: &str, limit: u64) -> ApiError {
     ))
 }
 
-/// Reads a JSON request body within the limits and returns it decompressed.
+/// Reads a JSON request body within the limits and returns it decompressed, with the budget it
+/// holds (its decompressed size).
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limits: BodyLimits,
-) -> Result<Vec<u8>, ApiError> {
+    budget: &BodyBudget,
+) -> Result<(Vec<u8>, BodyMemory), ApiError> {
     check_content_type(headers)?;
     let encoding = content_encoding(headers)?;
     let declared = headers
@@ -132,17 +138,50 @@ pub async fn read_body(
         }
         return Err(too_large("the request body", limits.max_body_bytes));
     }
+    let mut memory = match budget
+        .reserve(declared.unwrap_or(limits.max_body_bytes))
+        .await
+    {
+        Ok(memory) => memory,
+        Err(e) => {
+            // Read to its end so the client reads the 503 rather than a reset connection.
+            drain(body).await;
+            return Err(e);
+        }
+    };
     let wire = collect_limited(body, limits.max_body_bytes).await?;
+    memory.shrink_to(wire.len() as u64);
     match encoding {
-        Encoding::Identity => Ok(wire),
+        Encoding::Identity => Ok((wire, memory)),
         Encoding::Gzip | Encoding::Zstd => {
             let max = limits.max_decompressed_bytes;
+            let stated = stated_size(encoding, &wire).filter(|n| *n <= max);
+            memory.grow_to(stated.unwrap_or(max)).await?;
             // Decompression is CPU work of up to ~100 ms for the largest bodies: keep it off the
             // async workers.
-            tokio::task::spawn_blocking(move || decompress(encoding, &wire, max))
-                .await
-                .map_err(|e| ApiError::Internal(format!("decompression task failed: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                let out = decompress(encoding, &wire, max, &mut memory)?;
+                drop(wire);
+                memory.shrink_to(out.len() as u64);
+                Ok((out, memory))
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("decompression task failed: {e}")))?
         }
+    }
+}
+
+/// The decompressed size a compressed body states: its first zstd frame's content size (the SDK
+/// writes one frame, with its size), a gzip trailer's ISIZE (its size modulo 2^32). Only a hint,
+/// checked while decompressing.
+fn stated_size(encoding: Encoding, wire: &[u8]) -> Option<u64> {
+    match encoding {
+        Encoding::Zstd => zstd::zstd_safe::get_frame_content_size(wire).ok().flatten(),
+        Encoding::Gzip if wire.len() >= 18 => {
+            let tail: [u8; 4] = wire[wire.len() - 4..].try_into().ok()?;
+            Some(u64::from(u32::from_le_bytes(tail)))
+        }
+        Encoding::Gzip | Encoding::Identity => None,
     }
 }
 
@@ -183,8 +222,18 @@ async fn drain(mut body: Body) {
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard).await;
 }
 
-fn decompress(encoding: Encoding, wire: &[u8], max: u64) -> Result<Vec<u8>, ApiError> {
-    let (name, reader): (&str, Box<dyn Read>) = match encoding {
+/// Bytes decompressed between two looks at the budget.
+const DECOMPRESS_STEP: u64 = 1 << 20;
+
+/// Decompresses `wire`, at most `max` bytes, growing `memory` when the output passes what it holds
+/// (a stated size that was short).
+fn decompress(
+    encoding: Encoding,
+    wire: &[u8],
+    max: u64,
+    memory: &mut BodyMemory,
+) -> Result<Vec<u8>, ApiError> {
+    let (name, mut reader): (&str, Box<dyn Read>) = match encoding {
         Encoding::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(wire))),
         Encoding::Zstd => (
             "zstd",
@@ -196,19 +245,31 @@ fn decompress(encoding: Encoding, wire: &[u8], max: u64) -> Result<Vec<u8>, ApiE
         Encoding::Identity => return Ok(wire.to_vec()),
     };
     let mut out = Vec::new();
-    // Read one byte past the limit to tell "exactly at the limit" from "over it".
-    reader
-        .take(max.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body is not valid {name} data ({e}); check Content-Encoding"
-            ))
-        })?;
-    if out.len() as u64 > max {
-        return Err(too_large("the decompressed request body", max));
+    loop {
+        let room = if memory.holds_all() {
+            u64::MAX
+        } else {
+            memory.body_bytes().max(DECOMPRESS_STEP)
+        };
+        // One byte past the limit tells "exactly at the limit" from "over it".
+        let until = room.min(max.saturating_add(1));
+        let want = until.saturating_sub(out.len() as u64);
+        let read = (&mut reader)
+            .take(want)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body is not valid {name} data ({e}); check Content-Encoding"
+                ))
+            })?;
+        if out.len() as u64 > max {
+            return Err(too_large("the decompressed request body", max));
+        }
+        if (read as u64) < want {
+            return Ok(out);
+        }
+        memory.try_grow_to(out.len() as u64 + DECOMPRESS_STEP)?;
     }
-    Ok(out)
 }
 
 /// Parses a JSON body into `T`, with the line, column and field path of the first mistake.
@@ -279,6 +340,7 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body_budget::BodyBudget;
     use caribou_model::Batch;
 
     #[test]
@@ -298,15 +360,50 @@ mod tests {
         assert!(e.to_string().contains("UTF-8"), "{e}");
     }
 
-    #[test]
-    fn zip_bombs_stop_at_the_limit() {
+    #[tokio::test]
+    async fn zip_bombs_stop_at_the_limit() {
+        let budget = BodyBudget::new(64 << 20);
+        let mut memory = budget.reserve(1).await.unwrap();
         let zeros = vec![0u8; 1 << 20];
         let packed = zstd::encode_all(&zeros[..], 3).unwrap();
-        let e = decompress(Encoding::Zstd, &packed, 1000).unwrap_err();
+        let e = decompress(Encoding::Zstd, &packed, 1000, &mut memory).unwrap_err();
         assert!(matches!(e, ApiError::PayloadTooLarge(_)), "{e:?}");
-        assert_eq!(
-            decompress(Encoding::Zstd, &packed, 1 << 20).unwrap().len(),
-            1 << 20
+        let out = decompress(Encoding::Zstd, &packed, 1 << 20, &mut memory).unwrap();
+        assert_eq!(out.len(), 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn a_short_stated_size_grows_the_reservation_or_gives_up() {
+        let big = vec![b'x'; 8 << 20];
+        let gzip = |data: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, data).unwrap();
+            gz.finish().unwrap()
+        };
+        // Two gzip members: the trailer read is the last one's, 1 KiB.
+        let mut packed = gzip(&big);
+        packed.extend(gzip(&[b'y'; 1024]));
+        assert_eq!(stated_size(Encoding::Gzip, &packed), Some(1024));
+        let roomy = BodyBudget::new(64 << 20);
+        let mut memory = roomy.reserve(packed.len() as u64 + 1024).await.unwrap();
+        let out = decompress(Encoding::Gzip, &packed, 64 << 20, &mut memory).unwrap();
+        assert_eq!(out.len(), big.len() + 1024);
+        assert!(memory.body_bytes() >= (8 << 20), "{}", memory.body_bytes());
+        let tight = BodyBudget::new(3 << 20);
+        // Another request holds the large lane, where a body this size must go.
+        let other = tight.reserve(1 << 20).await.unwrap();
+        let mut memory = tight.reserve(packed.len() as u64 + 1024).await.unwrap();
+        let refused = decompress(Encoding::Gzip, &packed, 64 << 20, &mut memory);
+        assert!(
+            matches!(refused, Err(ApiError::Overloaded { .. })),
+            "another request holds the large lane: no room to grow"
         );
+        assert_eq!(memory.body_bytes(), 0, "everything given back");
+        drop(other);
+        // Holding the whole large lane (nothing else in it), a body larger than it goes on.
+        let mut memory = tight.reserve(100 << 20).await.unwrap();
+        assert!(memory.holds_all());
+        let out = decompress(Encoding::Gzip, &packed, 64 << 20, &mut memory).unwrap();
+        assert_eq!(out.len(), big.len() + 1024);
     }
 }

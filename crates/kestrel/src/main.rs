@@ -7,6 +7,7 @@
 mod answer_budget;
 mod api;
 mod auth;
+mod body_budget;
 mod cli;
 mod config;
 mod conn;

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use crate::answer_budget::AnswerBudget;
 use crate::api::{self, AppState};
 use crate::auth::{self, ApiKeys};
+use crate::body_budget::BodyBudget;
 use crate::config::{ServeConfig, env};
 use crate::conn::ConnLimits;
 use crate::error::ApiError;
@@ -150,7 +151,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     check_exposure(&config, &keys)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-    let store = SqliteStore::open(SqliteConfig::new(config.data_dir.clone()))
+    let store_config = SqliteConfig {
+        query_timeout: config.query_timeout,
+        ..SqliteConfig::new(config.data_dir.clone())
+    };
+    let store = SqliteStore::open(store_config)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let conn = fit_connections(config.conn);
@@ -171,6 +176,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         limits: config.limits,
         answers: AnswerBudget::new(config.max_answer_memory),
+        bodies: BodyBudget::new(config.max_ingest_memory),
     };
     let app = router(state, keys, tasks.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

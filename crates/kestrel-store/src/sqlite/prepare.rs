@@ -49,6 +49,10 @@ pub(crate) struct PreparedTrace {
     pub chunk: Option<Vec<u8>>,
     /// The plain text of `items` for the full-text index (`None`: not made).
     pub text: Option<String>,
+    /// What writing it costs the writer (see [`Weight`]).
+    pub weight: usize,
+    /// The weight of each item, as `items`.
+    item_weights: Vec<usize>,
     /// The JSON array of `items` while it is being written.
     json: Vec<u8>,
 }
@@ -62,6 +66,8 @@ impl PreparedTrace {
             items: Vec::new(),
             chunk: None,
             text: None,
+            weight: 0,
+            item_weights: Vec::new(),
             json: Vec::new(),
         }
     }
@@ -82,7 +88,17 @@ impl PreparedTrace {
         let kept: std::collections::HashSet<Uuid> = self.keys.iter().map(|k| k.id).collect();
         self.records.retain(|r| kept.contains(&r.id()));
         let items = self.items.len();
-        self.items.retain(|i| kept.contains(&i.id));
+        let mut weights = std::mem::take(&mut self.item_weights).into_iter();
+        let mut kept_weights = Vec::new();
+        self.items.retain(|i| {
+            let weight = weights.next().unwrap_or(0);
+            let keep = kept.contains(&i.id);
+            if keep {
+                kept_weights.push(weight);
+            }
+            keep
+        });
+        self.item_weights = kept_weights;
         if self.items.len() != items {
             self.chunk = None;
             self.text = None;
@@ -109,8 +125,100 @@ impl PreparedTrace {
             self.json.truncate(start);
             return Ok(None);
         }
+        let weight = Weight::item(&item, self.json.len() - start);
+        self.weight += weight;
+        self.item_weights.push(weight);
         self.items.push(item);
         Ok(Some(key))
+    }
+
+    /// Closes the items' JSON array and compresses it as the chunk, with the items' text.
+    fn seal(&mut self) -> Result<()> {
+        let mut json = std::mem::take(&mut self.json);
+        if !json.is_empty() {
+            json.push(b']');
+            self.chunk = Some(chunks::compress(&json)?);
+            self.text = Some(indexer::chunk_text(&self.items));
+        }
+        Ok(())
+    }
+
+    /// Cuts the trace into parts of at most about `max` weight each (a record heavier than `max`
+    /// is a part alone), each with its records, items, keys, chunk and text.
+    fn split(mut self, max: usize) -> Result<Vec<PreparedTrace>> {
+        let mut parts = Vec::new();
+        let mut part = PreparedTrace::new(self.trace_id.clone());
+        let keys: HashMap<Uuid, u64> = self.keys.iter().map(|k| (k.id, k.hash)).collect();
+        let key_of = |id: Uuid| RecordKey {
+            id,
+            hash: keys.get(&id).copied().unwrap_or(0),
+        };
+        let records = std::mem::take(&mut self.records);
+        let items = std::mem::take(&mut self.items).into_iter();
+        let weights = std::mem::take(&mut self.item_weights).into_iter();
+        let mut cut = |part: &mut PreparedTrace, adding: usize| -> Result<()> {
+            if part.weight > 0 && part.weight + adding > max {
+                let mut full = std::mem::replace(part, PreparedTrace::new(self.trace_id.clone()));
+                if !full.items.is_empty() {
+                    full.chunk = Some(chunks::encode(&full.items)?);
+                    full.text = Some(indexer::chunk_text(&full.items));
+                }
+                parts.push(full);
+            }
+            Ok(())
+        };
+        for record in records {
+            let weight = Weight::record(&record);
+            cut(&mut part, weight)?;
+            part.weight += weight;
+            part.keys.push(key_of(record.id()));
+            part.records.push(record);
+        }
+        for (item, weight) in items.zip(weights) {
+            cut(&mut part, weight)?;
+            part.weight += weight;
+            part.keys.push(key_of(item.id));
+            part.item_weights.push(weight);
+            part.items.push(item);
+        }
+        cut(&mut part, usize::MAX)?;
+        if part.weight > 0 {
+            parts.push(part);
+        }
+        Ok(parts)
+    }
+}
+
+/// What a record costs the writer, in units of about a microsecond of its time, so that a job's
+/// weight bounds how long it holds the writer: a record's row work, each metadata key it sets
+/// (a JSON entry and an indexed row), each tag (an indexed row), each grade (a row), and the
+/// item's JSON (compressed and stored).
+pub(crate) struct Weight;
+
+impl Weight {
+    const RECORD: usize = 5;
+    const META_KEY: usize = 12;
+    const TAG: usize = 4;
+    const GRADE: usize = 4;
+    /// Bytes of item JSON per unit.
+    const BYTES: usize = 1 << 10;
+
+    fn record(record: &Record) -> usize {
+        Self::RECORD
+            + match record {
+                Record::TraceOpen(o) => o.metadata.as_ref().map_or(0, |m| m.len()) * Self::META_KEY,
+                Record::Metadata(m) => m.metadata.len() * Self::META_KEY,
+                Record::Tags(t) => t.tags.len() * Self::TAG,
+                _ => 0,
+            }
+    }
+
+    fn item(item: &StoredItem, json_bytes: usize) -> usize {
+        let grade = match item.item {
+            caribou_model::Item::Grade(_) => Self::GRADE,
+            _ => 0,
+        };
+        Self::RECORD + grade + json_bytes / Self::BYTES
     }
 }
 
@@ -148,21 +256,42 @@ pub(crate) struct PreparedBatch {
     pub traces: Vec<PreparedTrace>,
     /// Records dropped because their id appeared earlier in the same batch.
     pub duplicates: u64,
-    /// What writing it costs the writer, in records (the writer's job weight): one per record,
-    /// one per metadata key and tag, one per [`BYTES_PER_WEIGHT`] of item JSON.
-    pub weight: usize,
 }
 
-/// Bytes of item JSON that cost the writer about as much as one record.
-const BYTES_PER_WEIGHT: usize = 16 << 10;
+impl PreparedBatch {
+    /// What writing it costs the writer (the writer's job weight, see [`Weight`]).
+    pub(crate) fn weight(&self) -> usize {
+        self.traces.iter().map(|t| t.weight).sum()
+    }
 
-/// The side rows a record that is not an item may add: its metadata keys or tags.
-fn side_facts(record: &Record) -> usize {
-    match record {
-        Record::TraceOpen(o) => o.metadata.as_ref().map_or(0, |m| m.len()),
-        Record::Metadata(m) => m.metadata.len(),
-        Record::Tags(t) => t.tags.len(),
-        _ => 0,
+    /// Cuts the batch into batches of at most about `max` weight each, in order: whole traces
+    /// while they fit, a trace heavier than `max` in parts. Duplicates are counted in the first.
+    /// Records of a trace may be stored in any number of requests (`ingest`), so the parts store
+    /// what the whole would.
+    pub(crate) fn split(self, max: usize) -> Result<Vec<PreparedBatch>> {
+        if self.weight() <= max {
+            return Ok(vec![self]);
+        }
+        let mut out = vec![PreparedBatch {
+            traces: Vec::new(),
+            duplicates: self.duplicates,
+        }];
+        for trace in self.traces {
+            let pieces = if trace.weight > max {
+                trace.split(max)?
+            } else {
+                vec![trace]
+            };
+            for piece in pieces {
+                let last = out.len() - 1;
+                if out[last].weight() > 0 && out[last].weight() + piece.weight > max {
+                    out.push(PreparedBatch::default());
+                }
+                let last = out.len() - 1;
+                out[last].traces.push(piece);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -196,12 +325,12 @@ pub(crate) fn prepare(batch: Batch) -> Result<PreparedBatch> {
                 &mut seen,
             )?,
             other => {
-                out.weight += side_facts(&other);
                 let key = RecordKey {
                     id: other.id(),
                     hash: record_hash(&other, &mut scratch)?,
                 };
                 if first_sight(&mut seen, key)? {
+                    trace.weight += Weight::record(&other);
                     trace.records.push(other);
                     Some(key)
                 } else {
@@ -214,15 +343,8 @@ pub(crate) fn prepare(batch: Batch) -> Result<PreparedBatch> {
             None => out.duplicates += 1,
         }
     }
-    out.weight += out.traces.iter().map(|t| t.keys.len()).sum::<usize>();
     for trace in &mut out.traces {
-        let mut json = std::mem::take(&mut trace.json);
-        out.weight += json.len() / BYTES_PER_WEIGHT;
-        if !json.is_empty() {
-            json.push(b']');
-            trace.chunk = Some(chunks::compress(&json)?);
-            trace.text = Some(indexer::chunk_text(&trace.items));
-        }
+        trace.seal()?;
     }
     Ok(out)
 }

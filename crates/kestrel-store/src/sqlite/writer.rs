@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::{Result, StoreError};
 
@@ -130,8 +130,18 @@ pub(crate) enum Pace {
 /// whether work is left. It handles (logs) its own errors: the writer only schedules it.
 pub(crate) type Background = Box<dyn FnMut(&Connection, Pace) -> bool + Send>;
 
-/// Heaviest job that is still small (see the module docs): a batch of a few thousand records.
-pub(crate) const SMALL_JOB_WEIGHT: usize = 4_096;
+/// Heaviest job that is still small (see the module docs): a batch of a few thousand records,
+/// any batch an SDK sends with default settings. Weights are about microseconds of the
+/// writer's work (`prepare::Weight`).
+pub(crate) const SMALL_JOB_WEIGHT: usize = 20_000;
+
+/// Heaviest job: a batch heavier than this is written as several jobs (`prepare::PreparedBatch::
+/// split`), so that no request holds the writer for more than about a quarter of a second.
+pub(crate) const MAX_JOB_WEIGHT: usize = 250_000;
+
+/// A group that held the writer this long is logged as a warning (the bounds above are meant to
+/// keep every group well below it).
+const SLOW_GROUP: Duration = Duration::from_secs(1);
 
 /// A group of small jobs stops taking more once it has run this long.
 pub(crate) const GROUP_TIME: Duration = Duration::from_millis(200);
@@ -240,12 +250,16 @@ fn run(
             continue;
         }
         let started = Instant::now();
+        let (mut weight, mut jobs) = (0, 0);
         if !lanes.big.is_empty() && (big_turn || lanes.small.is_empty()) {
             let mut big = lanes.big.pop_front();
-            run_group(&conn, || big.take());
+            run_group(&conn, || {
+                let job = big.take()?;
+                (weight, jobs) = (job.weight, 1);
+                Some(job)
+            });
             big_turn = false;
         } else {
-            let mut weight = 0;
             run_group(&conn, || {
                 if started.elapsed() >= GROUP_TIME || weight >= limits.max_group_weight {
                     return None;
@@ -255,9 +269,21 @@ fn run(
                 }
                 let job = lanes.small.pop_front()?;
                 weight += job.weight;
+                jobs += 1;
                 Some(job)
             });
             big_turn = true;
+        }
+        let held = started.elapsed();
+        debug!(
+            held_ms = held.as_millis(),
+            jobs, weight, "write group committed"
+        );
+        if held >= SLOW_GROUP {
+            warn!(
+                held_ms = held.as_millis(),
+                jobs, weight, "a write group held the writer long"
+            );
         }
         backlog = true;
         if !rx.is_empty() || !lanes.is_empty() {

@@ -35,7 +35,7 @@ pub async fn list_for_project(
 pub async fn add_to_project(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiJson(body): ApiJson<AddDatapoints>,
+    ApiJson(body, _memory): ApiJson<AddDatapoints>,
 ) -> Result<Json<AddDatapointsResponse>, ApiError> {
     check_project("project", &name)?;
     check_datapoints(&body.datapoints)?;
@@ -78,7 +78,7 @@ pub async fn list_for_run(
 pub async fn add_to_run(
     State(state): State<AppState>,
     ApiPath(run_id): ApiPath<String>,
-    ApiJson(body): ApiJson<AddDatapoints>,
+    ApiJson(body, _memory): ApiJson<AddDatapoints>,
 ) -> Result<Json<AddDatapointsResponse>, ApiError> {
     check_datapoints(&body.datapoints)?;
     let run = require_run(&state, &run_id).await?;

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 
 pub async fn ingest(
     State(state): State<AppState>,
-    ApiJson(batch): ApiJson<Batch>,
+    ApiJson(batch, _memory): ApiJson<Batch>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     check_batch(&batch, &Limits::DEFAULT)?;
     let records = batch.records.len();

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::answer_budget::AnswerBudget;
+use crate::body_budget::{BodyBudget, BodyMemory};
 use crate::decode::{self, BodyLimits};
 use crate::error::ApiError;
 
@@ -57,6 +58,8 @@ pub struct AppState {
     pub limits: BodyLimits,
     /// Memory for the large answers (a whole trace, a page of items) being sent.
     pub answers: AnswerBudget,
+    /// Memory for the request bodies being read, decoded and stored.
+    pub bodies: BodyBudget,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,9 +74,10 @@ impl std::fmt::Debug for AppState {
 /// async worker for a few hundred milliseconds.
 const INLINE_PARSE_BYTES: usize = 256 << 10;
 
-/// A JSON body: content type, encoding and size checked by [`decode`], errors as JSON.
+/// A JSON body: content type, encoding and size checked by [`decode`], errors as JSON; with the
+/// body memory it holds (`body_budget`), which a handler keeps until it answers.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub struct ApiJson<T>(pub T, pub BodyMemory);
 
 impl<T> FromRequest<AppState> for ApiJson<T>
 where
@@ -83,7 +87,8 @@ where
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let bytes = decode::read_body(&parts.headers, body, state.limits).await?;
+        let (bytes, memory) =
+            decode::read_body(&parts.headers, body, state.limits, &state.bodies).await?;
         let value = if bytes.len() <= INLINE_PARSE_BYTES {
             decode::parse_json(&bytes)?
         } else {
@@ -91,7 +96,7 @@ where
                 .await
                 .map_err(|e| ApiError::Internal(format!("json parse task failed: {e}")))??
         };
-        Ok(ApiJson(value))
+        Ok(ApiJson(value, memory))
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Page<Project>>, 
 
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CreateProject>,
+    ApiJson(body, _memory): ApiJson<CreateProject>,
 ) -> Result<Json<Project>, ApiError> {
     check_project("name", &body.name)?;
     Ok(Json(state.store.get_or_create_project(&body.name).await?))

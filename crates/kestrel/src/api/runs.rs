@@ -46,7 +46,7 @@ pub async fn list(
 
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CreateRun>,
+    ApiJson(body, _memory): ApiJson<CreateRun>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     check_project("project", &body.project)?;
     if let Some(name) = &body.name {
@@ -92,7 +92,7 @@ pub async fn list_steps(
 pub async fn create_step(
     State(state): State<AppState>,
     ApiPath(run_id): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateRunStep>,
+    ApiJson(body, _memory): ApiJson<CreateRunStep>,
 ) -> Result<Json<RunStep>, ApiError> {
     check_id("run_id", &run_id)?;
     if body.step < 0 {

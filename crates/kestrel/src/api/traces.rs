@@ -166,7 +166,7 @@ pub async fn items(
 pub async fn add_grade(
     State(state): State<AppState>,
     ApiPath(trace_id): ApiPath<String>,
-    ApiJson(grade): ApiJson<AddGrade>,
+    ApiJson(grade, _memory): ApiJson<AddGrade>,
 ) -> Result<(StatusCode, Json<StoredItem>), ApiError> {
     check_id("trace_id", &trace_id)?;
     let limits = &Limits::DEFAULT;
