@@ -114,25 +114,39 @@ def test_hostile_ingest_bodies_never_make_kestrel_fail(guarded: Kestrel) -> None
     assert status == 200, "kestrel is still up"
 
 
-def test_ids_colliding_across_projects_stay_apart_or_are_refused(guarded: Kestrel) -> None:
-    """The same trace id sent under two projects, and a record id reused for another trace: Kestrel
-    keeps a consistent answer (stored once, or refused with a 4xx), never a 5xx or a mix-up."""
+def test_ids_colliding_across_projects_are_refused(guarded: Kestrel) -> None:
+    """The same trace id opened under two projects, and a record id reused for another record:
+    each batch is refused with a 409 that names what collides, and nothing of it is stored (a
+    trace never joins two projects, the first copy of a record is the one kept)."""
     seed = (CORPUS / "ingest_decode" / "seed-ids-collide-across-projects").read_bytes()
-    first, text = call(guarded, "POST", "/api/v1/ingest", seed)
-    assert first < 500, text
-    again, text2 = call(guarded, "POST", "/api/v1/ingest", seed)
-    assert again == first, (text, text2)
-    if first == 200:
-        assert json.loads(text2)["accepted"] == 0, "a resend stores nothing new"
-        status, body = call(guarded, "GET", "/api/v1/traces/trc_shared")
-        assert status == 200
-        trace = json.loads(body)
-        assert trace["project"] in ("proj-a", "proj-b")
-        ids = [i["id"] for i in trace["items"]]
-        assert len(ids) == len(set(ids)), "no item stored twice"
+    for _ in range(2):
+        status, text = call(guarded, "POST", "/api/v1/ingest", seed)
+        assert status == 409, (status, text)
+        err = json.loads(text)["error"]
+        assert err["code"] == "conflict", text
+        assert "proj-a" in err["message"] and "proj-b" in err["message"], text
+    status, _ = call(guarded, "GET", "/api/v1/traces/trc_shared")
+    assert status == 404, "nothing of the refused batch is stored"
+    # Once filed under proj-a, the trace stays there: proj-b's opening is refused.
+    records = json.loads(seed)["records"]
+    half = len(records) // 2
+    first = json.dumps({"records": records[:half]}).encode()
+    second = json.dumps({"records": records[half:]}).encode()
+    status, text = call(guarded, "POST", "/api/v1/ingest", first)
+    assert status == 200, text
+    status, text = call(guarded, "POST", "/api/v1/ingest", second)
+    assert status == 409, (status, text)
+    status, body = call(guarded, "GET", "/api/v1/traces/trc_shared")
+    assert status == 200
+    trace = json.loads(body)
+    assert trace["project"] == "proj-a"
+    assert len(trace["items"]) == sum(1 for r in records[:half] if r["kind"] == "item")
+    status, _ = call(guarded, "GET", "/api/v1/projects/proj-b")
+    assert status == 404
     seed = (CORPUS / "ingest_decode" / "seed-record-id-reused-other-trace").read_bytes()
     status, text = call(guarded, "POST", "/api/v1/ingest", seed)
-    assert status < 500, text
+    assert status == 409, (status, text)
+    assert json.loads(text)["error"]["code"] == "conflict"
 
 
 def test_hostile_queries_get_4xx_not_5xx(guarded: Kestrel) -> None:

@@ -7,14 +7,14 @@
 //! took 3.4 GB. The budget bounds that estimate of the memory of the bodies in flight.
 //!
 //! Limits and invariants:
-//! - A request reserves [`PEAK_FACTOR`] times its body's size before it is read: its
-//!   `Content-Length` (`--max-body-bytes` when it sends none); a compressed body, once read, the
-//!   size its zstd frame or gzip trailer states it decompresses to (else
-//!   `--max-decompressed-bytes`). It waits up to [`WAIT`] for room, in arrival order. While
-//!   decompressing, a stated size that was short grows the reservation without waiting (a
-//!   request that cannot grow gives up all it holds). Once decompressed, the reservation is cut
-//!   to [`PEAK_FACTOR`] times the decompressed size and held until the answer is sent: while the
-//!   batch is parsed, prepared and written.
+//! - A request reserves [`PEAK_FACTOR`] times its body's size: while the body arrives, what has
+//!   arrived (so a client that sends slowly holds only what it sent, not what it announced);
+//!   then a compressed body, the size its zstd frame or gzip trailer states it decompresses to
+//!   (else `--max-decompressed-bytes`). A request waits at most [`WAIT`] in all for room, in
+//!   arrival order. While decompressing, a stated size that was short grows the reservation
+//!   without waiting (a request that cannot grow gives up all it holds). Once decompressed, the
+//!   reservation is cut to [`PEAK_FACTOR`] times the decompressed size and held until the answer
+//!   is sent: while the batch is parsed, prepared and written.
 //! - A request that gets no room in time is answered 503 `overloaded` with `Retry-After` (the SDK
 //!   spools its batch and sends it later); nothing of it was stored.
 //! - Two lanes: a quarter of the budget is kept for small bodies (up to [`SMALL_BODY`], every
@@ -25,7 +25,7 @@
 //!   else is held there, then takes all of it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -36,7 +36,7 @@ use crate::error::ApiError;
 /// batch of messages peaks near 4x while prepared).
 pub const PEAK_FACTOR: u64 = 4;
 
-/// How long a request may wait for room in the budget before a 503.
+/// How long a request may wait for room in the budget, in all, before a 503.
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// `Retry-After` of the 503 past the budget, in seconds.
@@ -92,15 +92,21 @@ impl BodyBudget {
         }
     }
 
-    /// Reserves the peak memory of a body of `body_bytes` ([`PEAK_FACTOR`] times it), waiting up
-    /// to [`WAIT`]; a 503 `overloaded` past it.
-    pub async fn reserve(&self, body_bytes: u64) -> Result<BodyMemory, ApiError> {
-        let mut memory = BodyMemory {
+    /// A reservation of nothing yet, to grow as a body arrives.
+    pub fn empty(&self) -> BodyMemory {
+        BodyMemory {
             budget: self.clone(),
             large: false,
             permit: None,
-        };
-        memory.grow_to(body_bytes).await?;
+        }
+    }
+
+    /// Reserves the peak memory of a body of `body_bytes` ([`PEAK_FACTOR`] times it), waiting up
+    /// to [`WAIT`]; a 503 `overloaded` past it.
+    #[cfg(test)]
+    pub async fn reserve(&self, body_bytes: u64) -> Result<BodyMemory, ApiError> {
+        let mut memory = self.empty();
+        memory.grow_to(body_bytes, Instant::now() + WAIT).await?;
         Ok(memory)
     }
 }
@@ -153,9 +159,9 @@ impl BodyMemory {
         }
     }
 
-    /// Covers a body of at least `body_bytes` (at most its lane), waiting up to [`WAIT`] for the
-    /// rest.
-    pub async fn grow_to(&mut self, body_bytes: u64) -> Result<(), ApiError> {
+    /// Covers a body of at least `body_bytes` (at most its lane), waiting until `deadline` for
+    /// the rest.
+    pub async fn grow_to(&mut self, body_bytes: u64, deadline: Instant) -> Result<(), ApiError> {
         let Some((large, more)) = self.plan(body_bytes) else {
             return Ok(());
         };
@@ -165,7 +171,7 @@ impl BodyMemory {
             &self.budget.small
         };
         let acquire = Arc::clone(&lane.units).acquire_many_owned(more);
-        match tokio::time::timeout(WAIT, acquire).await {
+        match tokio::time::timeout_at(deadline.into(), acquire).await {
             Ok(Ok(permit)) => {
                 self.add(large, permit);
                 Ok(())
@@ -242,7 +248,7 @@ mod tests {
         let budget = BodyBudget::new(40 * PEAK_FACTOR * UNIT);
         let mut a = budget.reserve(4 * UNIT).await.unwrap();
         assert_eq!(a.body_bytes(), 4 * UNIT);
-        a.grow_to(8 * UNIT).await.unwrap();
+        a.grow_to(8 * UNIT, Instant::now() + WAIT).await.unwrap();
         assert_eq!(a.body_bytes(), 8 * UNIT);
         let mut b = budget.reserve(2 * UNIT).await.unwrap();
         assert!(
@@ -284,7 +290,10 @@ mod tests {
         assert!(small.try_grow_to(2 * SMALL_BODY).is_err());
         drop(large);
         let mut small = budget.reserve(SMALL_BODY / 2).await.unwrap();
-        small.grow_to(2 * SMALL_BODY).await.unwrap();
+        small
+            .grow_to(2 * SMALL_BODY, Instant::now() + WAIT)
+            .await
+            .unwrap();
         assert_eq!(small.body_bytes(), 2 * SMALL_BODY);
         let other = budget.reserve(SMALL_BODY).await.unwrap();
         assert_eq!(

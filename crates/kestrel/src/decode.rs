@@ -8,7 +8,7 @@
 //!   instead of a reset connection.
 //! - `Content-Encoding: gzip` and `zstd` are decompressed here, streaming, into a buffer capped at
 //!   `max_decompressed_bytes`: a zip bomb costs at most that much memory and answers 413.
-//! - Every body's memory is reserved in the [`BodyBudget`] before it is read and held by the
+//! - Every body's memory is reserved in the [`BodyBudget`] as it arrives and held by the
 //!   returned [`BodyMemory`] (see `body_budget`): past the budget a request waits, then gets a
 //!   503 with `Retry-After`.
 //! - A body must be UTF-8 JSON (`Content-Type: application/json` or `application/*+json`; a
@@ -17,13 +17,14 @@
 //! - Query strings are parsed strictly: an unknown parameter is a 400 naming it.
 
 use std::io::Read;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-use crate::body_budget::{BodyBudget, BodyMemory};
+use crate::body_budget::{self, BodyBudget, BodyMemory};
 use crate::error::ApiError;
 
 /// Size limits of request bodies.
@@ -138,25 +139,16 @@ pub async fn read_body(
         }
         return Err(too_large("the request body", limits.max_body_bytes));
     }
-    let mut memory = match budget
-        .reserve(declared.unwrap_or(limits.max_body_bytes))
-        .await
-    {
-        Ok(memory) => memory,
-        Err(e) => {
-            // Read to its end so the client reads the 503 rather than a reset connection.
-            drain(body).await;
-            return Err(e);
-        }
-    };
-    let wire = collect_limited(body, limits.max_body_bytes).await?;
+    let deadline = Instant::now() + body_budget::WAIT;
+    let mut memory = budget.empty();
+    let wire = collect_limited(body, limits.max_body_bytes, &mut memory, deadline).await?;
     memory.shrink_to(wire.len() as u64);
     match encoding {
         Encoding::Identity => Ok((wire, memory)),
         Encoding::Gzip | Encoding::Zstd => {
             let max = limits.max_decompressed_bytes;
             let stated = stated_size(encoding, &wire).filter(|n| *n <= max);
-            memory.grow_to(stated.unwrap_or(max)).await?;
+            memory.grow_to(stated.unwrap_or(max), deadline).await?;
             // Decompression is CPU work of up to ~100 ms for the largest bodies: keep it off the
             // async workers.
             tokio::task::spawn_blocking(move || {
@@ -185,15 +177,28 @@ fn stated_size(encoding: Encoding, wire: &[u8]) -> Option<u64> {
     }
 }
 
-async fn collect_limited(mut body: Body, limit: u64) -> Result<Vec<u8>, ApiError> {
+/// Reads the body, reserving memory for it as it arrives (until `deadline`); past the budget or
+/// the limit the rest is drained and the answer is the error.
+async fn collect_limited(
+    mut body: Body,
+    limit: u64,
+    memory: &mut BodyMemory,
+    deadline: Instant,
+) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame
             .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
-            if out.len() as u64 + data.len() as u64 > limit {
+            let len = out.len() as u64 + data.len() as u64;
+            if len > limit {
                 drain(body).await;
                 return Err(too_large("the request body", limit));
+            }
+            if let Err(e) = memory.grow_to(len, deadline).await {
+                // Read to its end so the client reads the 503 rather than a reset connection.
+                drain(body).await;
+                return Err(e);
             }
             out.extend_from_slice(&data);
         }

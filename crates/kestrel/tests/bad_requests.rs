@@ -197,6 +197,79 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
             r#"{"datapoints": [{"id": "ok"}, {"id": ""}]}"#,
         )
         .mentions(&["datapoints[1].id", "empty"]),
+        case(
+            "tokens past 2^40 (they overflowed sums)",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![item(json!({"type": "message", "role": "assistant", "input_tokens": 9_223_372_036_854_775_807_u64}))]),
+        )
+        .mentions(&["records[0].item.input_tokens", "limit of 1099511627776"]),
+        case(
+            "cost past the bound (sums reached infinity)",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![item(json!({"type": "message", "role": "assistant", "cost_usd": 1e308}))]),
+        )
+        .mentions(&["records[0].item.cost_usd", "limit of 1000000"]),
+        case(
+            "empty metadata key",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![record("metadata", json!({"metadata": {"": 1}}))]),
+        )
+        .mentions(&["records[0].metadata", "key", "empty"]),
+        case(
+            "metadata key with NUL",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![record("metadata", json!({"metadata": {"a\u{0}b": 1}}))]),
+        )
+        .mentions(&["records[0].metadata", "control characters"]),
+        case(
+            "metadata key too long, cut in the message",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![record("metadata", json!({"metadata": {"k".repeat(100_000): 1}}))]),
+        )
+        .mentions(&["records[0].metadata", "100000 bytes", "…"]),
+        case(
+            "too many metadata keys in one record",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![record(
+                "trace_open",
+                json!({"turn_id": new_record_id(), "project": "safe",
+                       "metadata": (0..1001).map(|i| (format!("k{i}"), json!(i))).collect::<serde_json::Map<_, _>>()}),
+            )]),
+        )
+        .mentions(&["records[0].metadata", "1001 keys", "limit is 1000"]),
+        case(
+            "tool_call_id with a control character",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![item(json!({"type": "message", "role": "tool", "tool_call_id": "call\n1"}))]),
+        )
+        .mentions(&["records[0].item.tool_call_id", "control"]),
+        case(
+            "message name too long",
+            "POST",
+            "/api/v1/ingest",
+            batch(vec![item(json!({"type": "message", "role": "user", "name": long_name}))]),
+        )
+        .mentions(&["records[0].item.name", "256"]),
+        case(
+            "grade with a control character in its grader",
+            "POST",
+            "/api/v1/traces/trc_safe/grades",
+            r#"{"name": "r", "value": 1, "grader": "a\u0007b"}"#,
+        )
+        .mentions(&["grader", "control"]),
+        case("timeseries since that wraps", "GET", "/api/v1/projects/safe/timeseries?since=-9223372036854775808", "")
+            .mentions(&["since", "-9223372036854775808", "1970"]),
+        case("timeseries until past the year 3000", "GET", "/api/v1/projects/safe/timeseries?until=9223372036854775807", "")
+            .mentions(&["until", "3000"]),
+        case("a long bad value is cut in the message", "GET", &format!("/api/v1/projects/safe/timeseries?bucket={}", "9".repeat(5000)), "")
+            .mentions(&["bucket", "…"]),
     ];
     assert!(cases.len() >= 20);
 
@@ -221,6 +294,12 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
             reply.json["error"]["code"], c.code,
             "{}: {}",
             c.name, reply.text
+        );
+        assert!(
+            message.len() <= 1_100,
+            "{}: the message echoes too much ({} bytes)",
+            c.name,
+            message.len()
         );
         for word in &c.mentions {
             assert!(

@@ -259,20 +259,10 @@ fn open_sockets(pid: u32) -> usize {
         .count()
 }
 
-/// A line of `/proc/<pid>/status` in kB (`VmRSS`, `RssAnon`), as MiB.
-fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Resident anonymous memory (the heap; the store's memory-mapped database pages are not in
 /// it), in MiB.
 fn heap_mib(pid: u32) -> f64 {
-    status_mib(pid, "RssAnon")
+    common::status_mib(pid, "RssAnon")
 }
 
 #[test]
@@ -419,7 +409,7 @@ fn readers_that_never_read_a_big_answer_are_cut_off_and_its_memory_freed() {
          server after {closed_after:?}; heap (RssAnon) peak {peak:.0} MiB against {normal_peak:.0} \
          MiB for 4 readers that read; {:.0} MiB after (VmRSS {:.0} MiB); heap MiB over time: {}",
         heap_mib(pid),
-        status_mib(pid, "VmRSS"),
+        common::status_mib(pid, "VmRSS"),
         timeline.join(", ")
     );
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();

@@ -33,6 +33,8 @@ const KESTREL_ENV: &[&str] = &[
     "KESTREL_WRITE_TIMEOUT",
     "KESTREL_MAX_CONNECTIONS",
     "KESTREL_MAX_ANSWER_MEMORY",
+    "KESTREL_MAX_INGEST_MEMORY",
+    "KESTREL_QUERY_TIMEOUT",
     "KESTREL_CONFIG",
     "KESTREL_LOG",
 ];
@@ -271,6 +273,16 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A line of `/proc/<pid>/status` in kB (`VmRSS`, `RssAnon`), as MiB.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// An HTTP client that hands back 4xx and 5xx answers instead of errors.
