@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -284,3 +285,48 @@ def test_1000_concurrent_asyncio_traces(kestrel: Kestrel, sdk: Path) -> None:
     wait_spool_empty(sdk, 60)
     counts = account(kestrel, expected)
     report("asyncio_1000", expected, counts, acked(), tasks=1000)
+
+
+def test_overloaded_kestrel_answers_503_and_the_agent_spools(kestrel: Kestrel, spool_dir: Path) -> None:
+    """Kestrel's memory for request bodies is held by an upload that stalled (a slow client), so
+    the agent's batches wait for room, get a 503 `overloaded` with Retry-After, and go to the
+    spool; once the memory frees up the spool is delivered: nothing lost, nothing twice."""
+    kestrel.args = ["--max-ingest-memory", "4MiB", "--body-timeout", "120s"]
+    kestrel.start()
+    # The small-body lane is a quarter of the budget: 1 MiB. This upload announces 1 MiB, sends
+    # all but a little of it and stalls, holding what it sent.
+    stalled = socket.create_connection(("127.0.0.1", kestrel.port))
+    stalled.sendall(
+        b"POST /api/v1/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1048576\r\n\r\n" + b" " * 1_040_000
+    )
+    time.sleep(1.0)  # for Kestrel to read what was sent
+    caribou.configure(
+        run_id="faults",
+        phase="prod",
+        endpoint=kestrel.url,
+        request_timeout=10.0,
+        flush_interval=0.05,
+        spool_dir=str(spool_dir),
+    )
+    try:
+        expected = Expected()
+        for i in range(40):
+            log_trace(f"trc_busy_{i}")
+            expected.add(f"trc_busy_{i}", ITEMS)
+        r = caribou.flush(timeout=40)
+        assert (r.dropped, r.pending) == (0, 0), r
+        assert r.spooled > 0 and r.sent + r.spooled == expected.records, r
+        # The requests the agent gave up waiting for got their 503 meanwhile.
+        deadline = time.monotonic() + 15
+        while "budget full" not in kestrel.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "Kestrel answered no 503 overloaded"
+            time.sleep(0.1)
+        stalled.close()
+        wait_spool_empty(spool_dir, 60)
+        counts = account(kestrel, expected)
+        report("overloaded_503_then_spool", expected, counts, acked(), spooled=r.spooled)
+        assert acked() == expected.records
+    finally:
+        stalled.close()
+        caribou.shutdown(timeout=5)

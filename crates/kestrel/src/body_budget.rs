@@ -7,11 +7,11 @@
 //! took 3.4 GB. The budget bounds that estimate of the memory of the bodies in flight.
 //!
 //! Limits and invariants:
-//! - A request reserves [`PEAK_FACTOR`] times its body's size: while the body arrives, what has
-//!   arrived (so a client that sends slowly holds only what it sent, not what it announced);
-//!   then a compressed body, the size its zstd frame or gzip trailer states it decompresses to
-//!   (else `--max-decompressed-bytes`). A request waits at most [`WAIT`] in all for room, in
-//!   arrival order. While decompressing, a stated size that was short grows the reservation
+//! - While a body arrives, its request reserves the bytes that have arrived (what they take: a
+//!   client that sends slowly holds only what it sent, not what it announced). Once it is whole,
+//!   [`PEAK_FACTOR`] times its size: an uncompressed body's, a compressed body's stated size
+//!   (its zstd frame's or gzip trailer's, else `--max-decompressed-bytes`). A request waits at
+//!   most [`WAIT`] in all for room, in arrival order. While decompressing, a stated size that was short grows the reservation
 //!   without waiting (a request that cannot grow gives up all it holds). Once decompressed, the
 //!   reservation is cut to [`PEAK_FACTOR`] times the decompressed size and held until the answer
 //!   is sent: while the batch is parsed, prepared and written.
@@ -157,6 +157,17 @@ impl BodyMemory {
             Some(held) => held.merge(permit),
             None => self.permit = Some(permit),
         }
+    }
+
+    /// Covers `wire_bytes` of a body still arriving (what they take, not the body's peak), waiting
+    /// until `deadline`.
+    pub async fn grow_wire_to(
+        &mut self,
+        wire_bytes: u64,
+        deadline: Instant,
+    ) -> Result<(), ApiError> {
+        self.grow_to(wire_bytes.div_ceil(PEAK_FACTOR), deadline)
+            .await
     }
 
     /// Covers a body of at least `body_bytes` (at most its lane), waiting until `deadline` for

@@ -142,9 +142,11 @@ pub async fn read_body(
     let deadline = Instant::now() + body_budget::WAIT;
     let mut memory = budget.empty();
     let wire = collect_limited(body, limits.max_body_bytes, &mut memory, deadline).await?;
-    memory.shrink_to(wire.len() as u64);
     match encoding {
-        Encoding::Identity => Ok((wire, memory)),
+        Encoding::Identity => {
+            memory.grow_to(wire.len() as u64, deadline).await?;
+            Ok((wire, memory))
+        }
         Encoding::Gzip | Encoding::Zstd => {
             let max = limits.max_decompressed_bytes;
             let stated = stated_size(encoding, &wire).filter(|n| *n <= max);
@@ -195,7 +197,7 @@ async fn collect_limited(
                 drain(body).await;
                 return Err(too_large("the request body", limit));
             }
-            if let Err(e) = memory.grow_to(len, deadline).await {
+            if let Err(e) = memory.grow_wire_to(len, deadline).await {
                 // Read to its end so the client reads the 503 rather than a reset connection.
                 drain(body).await;
                 return Err(e);
