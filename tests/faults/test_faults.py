@@ -25,18 +25,22 @@ from faultkit import Expected, Kestrel, account, agent_env, report, reports_of, 
 ITEMS = 5
 
 
-@pytest.fixture
-def sdk(kestrel: Kestrel, spool_dir: Path) -> Iterator[Path]:
+def configure_sdk(kestrel: Kestrel, spool_dir: Path, request_timeout: float = 2.0) -> None:
     """The in-process SDK pointed at this test's Kestrel (started or not) and spool folder."""
     caribou.configure(
         run_id="faults",
         phase="prod",
         endpoint=kestrel.url,
         connect_timeout=0.5,
-        request_timeout=2.0,
+        request_timeout=request_timeout,
         flush_interval=0.05,
         spool_dir=str(spool_dir),
     )
+
+
+@pytest.fixture
+def sdk(kestrel: Kestrel, spool_dir: Path) -> Iterator[Path]:
+    configure_sdk(kestrel, spool_dir)
     yield spool_dir
     caribou.shutdown(timeout=5)
 
@@ -301,14 +305,8 @@ def test_overloaded_kestrel_answers_503_and_the_agent_spools(kestrel: Kestrel, s
         b"Content-Length: 1048576\r\n\r\n" + b" " * 1_040_000
     )
     time.sleep(1.0)  # for Kestrel to read what was sent
-    caribou.configure(
-        run_id="faults",
-        phase="prod",
-        endpoint=kestrel.url,
-        request_timeout=10.0,
-        flush_interval=0.05,
-        spool_dir=str(spool_dir),
-    )
+    # A request timeout longer than Kestrel's wait for room, so that its 503 can reach the agent.
+    configure_sdk(kestrel, spool_dir, request_timeout=10.0)
     try:
         expected = Expected()
         for i in range(40):

@@ -92,6 +92,10 @@ impl BodyBudget {
         }
     }
 
+    fn lane(&self, large: bool) -> &Lane {
+        if large { &self.large } else { &self.small }
+    }
+
     /// A reservation of nothing yet, to grow as a body arrives.
     pub fn empty(&self) -> BodyMemory {
         BodyMemory {
@@ -127,22 +131,19 @@ impl BodyMemory {
         self.large && self.held() >= self.budget.large.total
     }
 
-    /// What covering a body of `body_bytes` takes: the lane, and the units to add there (all of
-    /// them when the body moves to the large lane). `None`: nothing to add.
-    fn plan(&self, body_bytes: u64) -> Option<(bool, u32)> {
+    /// What covering a body of `body_bytes` takes: whether in the large lane, its units, and the
+    /// units to add there (all of them when the body moves to the large lane). `None`: nothing
+    /// to add.
+    fn plan(&self, body_bytes: u64) -> Option<(bool, Arc<Semaphore>, u32)> {
         let need = units(body_bytes.saturating_mul(PEAK_FACTOR)).max(1);
         // A body the small lane cannot cover whole goes to the large one.
         let large = self.large || body_bytes > SMALL_BODY || need > self.budget.small.total;
-        let lane = if large {
-            &self.budget.large
-        } else {
-            &self.budget.small
-        };
+        let lane = self.budget.lane(large);
         let want = need.min(lane.total);
         let have = if large == self.large { self.held() } else { 0 };
         // At most a lane's total, which fits a semaphore's count.
         let more = u32::try_from(want.saturating_sub(have)).unwrap_or(u32::MAX);
-        (more > 0).then_some((large, more))
+        (more > 0).then(|| (large, Arc::clone(&lane.units), more))
     }
 
     /// Takes `permit` (of the lane `large` says) into what is held.
@@ -173,15 +174,10 @@ impl BodyMemory {
     /// Covers a body of at least `body_bytes` (at most its lane), waiting until `deadline` for
     /// the rest.
     pub async fn grow_to(&mut self, body_bytes: u64, deadline: Instant) -> Result<(), ApiError> {
-        let Some((large, more)) = self.plan(body_bytes) else {
+        let Some((large, units, more)) = self.plan(body_bytes) else {
             return Ok(());
         };
-        let lane = if large {
-            &self.budget.large
-        } else {
-            &self.budget.small
-        };
-        let acquire = Arc::clone(&lane.units).acquire_many_owned(more);
+        let acquire = units.acquire_many_owned(more);
         match tokio::time::timeout_at(deadline.into(), acquire).await {
             Ok(Ok(permit)) => {
                 self.add(large, permit);
@@ -195,15 +191,10 @@ impl BodyMemory {
     /// failure everything held is given back: a request waiting for more while holding some could
     /// starve the others.
     pub fn try_grow_to(&mut self, body_bytes: u64) -> Result<(), ApiError> {
-        let Some((large, more)) = self.plan(body_bytes) else {
+        let Some((large, units, more)) = self.plan(body_bytes) else {
             return Ok(());
         };
-        let lane = if large {
-            &self.budget.large
-        } else {
-            &self.budget.small
-        };
-        match Arc::clone(&lane.units).try_acquire_many_owned(more) {
+        match units.try_acquire_many_owned(more) {
             Ok(permit) => {
                 self.add(large, permit);
                 Ok(())

@@ -215,39 +215,27 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let conn = resolve_conn_limits(args, &file)?;
-        let max_answer_memory = match &args.max_answer_memory {
-            Some(s) => parse_size(s)
-                .with_context(|| format!("--max-answer-memory / {}", env::MAX_ANSWER_MEMORY))?,
-            None => match &file.max_answer_memory {
-                Some(b) => b.resolve("max_answer_memory")?,
-                None => DEFAULT_MAX_ANSWER_MEMORY,
-            },
-        };
-        if max_answer_memory == 0 {
-            bail!("--max-answer-memory must be > 0");
-        }
-        let max_ingest_memory = match &args.max_ingest_memory {
-            Some(s) => parse_size(s)
-                .with_context(|| format!("--max-ingest-memory / {}", env::MAX_INGEST_MEMORY))?,
-            None => match &file.max_ingest_memory {
-                Some(b) => b.resolve("max_ingest_memory")?,
-                None => DEFAULT_MAX_INGEST_MEMORY,
-            },
-        };
-        if max_ingest_memory == 0 {
-            bail!("--max-ingest-memory must be > 0");
-        }
-        let query_timeout = match &args.query_timeout {
-            Some(s) => parse_duration(s)
-                .with_context(|| format!("--query-timeout / {}", env::QUERY_TIMEOUT))?,
-            None => match &file.query_timeout {
-                Some(t) => t.resolve("query_timeout")?,
-                None => kestrel_store::sqlite::DEFAULT_QUERY_TIMEOUT,
-            },
-        };
-        if query_timeout.is_zero() {
-            bail!("--query-timeout must be > 0");
-        }
+        let max_answer_memory = size_setting(
+            &args.max_answer_memory,
+            &file.max_answer_memory,
+            "max_answer_memory",
+            env::MAX_ANSWER_MEMORY,
+            DEFAULT_MAX_ANSWER_MEMORY,
+        )?;
+        let max_ingest_memory = size_setting(
+            &args.max_ingest_memory,
+            &file.max_ingest_memory,
+            "max_ingest_memory",
+            env::MAX_INGEST_MEMORY,
+            DEFAULT_MAX_INGEST_MEMORY,
+        )?;
+        let query_timeout = duration_setting(
+            &args.query_timeout,
+            &file.query_timeout,
+            "query_timeout",
+            env::QUERY_TIMEOUT,
+            kestrel_store::sqlite::DEFAULT_QUERY_TIMEOUT,
+        )?;
         let addr_text = args
             .addr
             .clone()
@@ -264,26 +252,20 @@ impl ServeConfig {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(default_data_dir);
-        let max_body_bytes = match &args.max_body_bytes {
-            Some(s) => parse_size(s)
-                .with_context(|| format!("--max-body-bytes / {}", env::MAX_BODY_BYTES))?,
-            None => match &file.max_body_bytes {
-                Some(b) => b.resolve("max_body_bytes")?,
-                None => BodyLimits::DEFAULT.max_body_bytes,
-            },
-        };
-        let max_decompressed_bytes = match &args.max_decompressed_bytes {
-            Some(s) => parse_size(s).with_context(|| {
-                format!("--max-decompressed-bytes / {}", env::MAX_DECOMPRESSED_BYTES)
-            })?,
-            None => match &file.max_decompressed_bytes {
-                Some(b) => b.resolve("max_decompressed_bytes")?,
-                None => BodyLimits::DEFAULT.max_decompressed_bytes,
-            },
-        };
-        if max_body_bytes == 0 || max_decompressed_bytes == 0 {
-            bail!("body size limits must be > 0");
-        }
+        let max_body_bytes = size_setting(
+            &args.max_body_bytes,
+            &file.max_body_bytes,
+            "max_body_bytes",
+            env::MAX_BODY_BYTES,
+            BodyLimits::DEFAULT.max_body_bytes,
+        )?;
+        let max_decompressed_bytes = size_setting(
+            &args.max_decompressed_bytes,
+            &file.max_decompressed_bytes,
+            "max_decompressed_bytes",
+            env::MAX_DECOMPRESSED_BYTES,
+            BodyLimits::DEFAULT.max_decompressed_bytes,
+        )?;
         Ok(ServeConfig {
             addr,
             data_dir,
@@ -307,25 +289,51 @@ impl ServeConfig {
     }
 }
 
+/// A size setting: its flag or environment variable (`flag`), else its config file key, else
+/// `default`; never 0. `name` is the config key; the flag is its name with dashes.
+fn size_setting(
+    flag: &Option<String>,
+    key: &Option<ByteSize>,
+    name: &str,
+    var: &str,
+    default: u64,
+) -> anyhow::Result<u64> {
+    let value = match (flag, key) {
+        (Some(text), _) => {
+            parse_size(text).with_context(|| format!("--{} / {var}", name.replace('_', "-")))?
+        }
+        (None, Some(v)) => v.resolve(name)?,
+        (None, None) => default,
+    };
+    if value == 0 {
+        bail!("--{} / {var} must be > 0", name.replace('_', "-"));
+    }
+    Ok(value)
+}
+
+/// A duration setting, resolved as [`size_setting`] resolves sizes.
+fn duration_setting(
+    flag: &Option<String>,
+    key: &Option<Seconds>,
+    name: &str,
+    var: &str,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    let value = match (flag, key) {
+        (Some(text), _) => {
+            parse_duration(text).with_context(|| format!("--{} / {var}", name.replace('_', "-")))?
+        }
+        (None, Some(v)) => v.resolve(name)?,
+        (None, None) => default,
+    };
+    if value.is_zero() {
+        bail!("--{} / {var} must be > 0", name.replace('_', "-"));
+    }
+    Ok(value)
+}
+
 /// The connection timeouts and cap: flag or environment, else config file, else default.
 fn resolve_conn_limits(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ConnLimits> {
-    let timeout = |flag: &Option<String>,
-                   key: &Option<Seconds>,
-                   name: &str,
-                   var: &str,
-                   default: Duration|
-     -> anyhow::Result<Duration> {
-        let value = match (flag, key) {
-            (Some(text), _) => parse_duration(text)
-                .with_context(|| format!("--{} / {var}", name.replace('_', "-")))?,
-            (None, Some(v)) => v.resolve(name)?,
-            (None, None) => default,
-        };
-        if value.is_zero() {
-            bail!("{name} must be > 0");
-        }
-        Ok(value)
-    };
     let d = ConnLimits::DEFAULT;
     let max_connections = args
         .max_connections
@@ -335,28 +343,28 @@ fn resolve_conn_limits(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Co
         bail!("--max-connections / {} must be > 0", env::MAX_CONNECTIONS);
     }
     Ok(ConnLimits {
-        header_timeout: timeout(
+        header_timeout: duration_setting(
             &args.header_timeout,
             &file.header_timeout,
             "header_timeout",
             env::HEADER_TIMEOUT,
             d.header_timeout,
         )?,
-        idle_timeout: timeout(
+        idle_timeout: duration_setting(
             &args.idle_timeout,
             &file.idle_timeout,
             "idle_timeout",
             env::IDLE_TIMEOUT,
             d.idle_timeout,
         )?,
-        body_timeout: timeout(
+        body_timeout: duration_setting(
             &args.body_timeout,
             &file.body_timeout,
             "body_timeout",
             env::BODY_TIMEOUT,
             d.body_timeout,
         )?,
-        write_timeout: timeout(
+        write_timeout: duration_setting(
             &args.write_timeout,
             &file.write_timeout,
             "write_timeout",
