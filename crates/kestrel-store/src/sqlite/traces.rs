@@ -422,8 +422,10 @@ pub(super) fn after(filter: &TraceFilter, order: &Order) -> Result<Option<(Value
     else {
         return Ok(None);
     };
+    // An integer order's key is a float where its sum overflowed (tokens past 2^63); SQLite
+    // compares the two kinds by value, so either continues the walk where it ended.
     Ok(Some(match (order.real, cursor.key) {
-        (true, Key::Real(v)) => (Value::Real(v), cursor.id),
+        (_, Key::Real(v)) => (Value::Real(v), cursor.id),
         (false, Key::Int(v)) => (Value::Integer(v), cursor.id),
         _ => return Err(bad_cursor()),
     }))

@@ -266,16 +266,23 @@ pub async fn sums_saturate_and_stay_finite(store: &dyn Store) {
     let total: u64 = series.buckets.iter().map(|b| b.stats.traces).sum();
     assert_eq!(total, 2);
     assert!(series.buckets.iter().all(|b| b.stats.cost_usd.is_finite()));
-    let page = store
-        .list_traces(&TraceFilter {
-            project: Some("huge".into()),
-            sort: caribou_model::api::TraceSort::CostDesc,
-            ..TraceFilter::default()
-        })
-        .await
-        .expect("list by cost");
-    assert_eq!(page.data.len(), 2);
-    assert!(page.data.iter().all(|t| t.cost_usd.is_finite()));
+    for sort in [
+        caribou_model::api::TraceSort::CostDesc,
+        caribou_model::api::TraceSort::TokensDesc,
+    ] {
+        let all = list_all(
+            store,
+            &TraceFilter {
+                project: Some("huge".into()),
+                sort,
+                limit: Some(1),
+                ..TraceFilter::default()
+            },
+        )
+        .await;
+        assert_eq!(all.len(), 2, "{sort:?}");
+        assert!(all.iter().all(|t| t.cost_usd.is_finite()));
+    }
     for steps in [
         store.list_run_steps(&run.id).await,
         store
