@@ -14,7 +14,9 @@
 //! row). The full-text index is not touched here: the writer fills it later (`indexer`).
 //!
 //! Dedup is per trace: a record id is a duplicate when a record with that id was stored for the
-//! same trace (ids are UUIDs made by the SDK, so two traces never share one in practice).
+//! same trace with the same content hash (see `prepare`), a conflict when with another (ids are
+//! UUIDs made by the SDK, so two traces never share one in practice; one reused across traces
+//! of different batches is not detected).
 
 use std::collections::{BTreeSet, HashSet};
 
