@@ -2,8 +2,10 @@
 //!
 //! A Rust host sees the SDK's warnings through its `tracing` subscriber. A Python host installs
 //! none, so a warning it must see (a Kestrel endpoint that cannot be used, spooled batches that
-//! will not be replayed) is also kept here until the binding takes it ([`take`]) and writes it to
-//! its own log (the Python package: `logging.getLogger("caribou")`).
+//! will not be replayed, the exporter's first drop of each kind: queue full, invalid record,
+//! batch refused by Kestrel, retries exhausted, spool full or failing) is also kept here until the
+//! binding takes it ([`take`]) and writes it to its own log (the Python package:
+//! `logging.getLogger("caribou")`).
 //!
 //! Invariants:
 //! - Each key warns once per process (a forked child inherits what its parent warned about).
@@ -73,6 +75,18 @@ pub(crate) fn warn_once(key: &str, message: String) -> bool {
         PENDING.store(true, Ordering::Release);
     }
     true
+}
+
+/// Keeps `message`, a warning already sent to `tracing` once by its own counter (the exporter's
+/// first drop of each kind), for the bindings to take.
+pub(crate) fn keep(message: String) {
+    let Some(mut state) = state() else {
+        return;
+    };
+    if state.kept.len() < MAX_KEPT {
+        state.kept.push(message);
+        PENDING.store(true, Ordering::Release);
+    }
 }
 
 /// Whether messages wait to be taken (one atomic load: cheap enough for every `trace_run`).

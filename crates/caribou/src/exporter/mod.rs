@@ -16,7 +16,9 @@
 //! Drop behaviour (never blocks, never fails, never panics into the agent):
 //! - queue full (`queue_capacity` records or `queue_max_bytes` of them): the record is dropped
 //!   and counted; the first drop is warned once
-//!   (`tracing::warn!`), later ones only counted; the total is reported when the exporter stops;
+//!   (`tracing::warn!`), later ones only counted; the total is reported when the exporter stops.
+//!   Each first warning below, and that total, is also kept for the bindings (`notice`: Python
+//!   writes them to its `caribou` logger);
 //! - invalid record (fails `caribou_model::validate`): dropped at the door, counted, warned once
 //!   with the reason;
 //! - Kestrel refuses a batch with a 4xx other than 429: the batch is dropped and counted, warned
@@ -223,6 +225,11 @@ impl Exporter {
                 max_bytes = self.queue_max_bytes,
                 "caribou: exporter queue full; dropping records (counted, total reported at shutdown)"
             );
+            crate::notice::keep(format!(
+                "caribou: exporter queue full ({} records or {} bytes); dropping records (counted \
+                 in caribou.stats(), total reported at shutdown)",
+                self.queue_capacity, self.queue_max_bytes
+            ));
         }
     }
 
@@ -233,6 +240,9 @@ impl Exporter {
         self.counters.invalid.fetch_add(1, Ordering::Relaxed);
         if Counters::first(&self.counters.warned_invalid) {
             tracing::warn!(error = %error, "caribou: dropping an invalid record (further ones are counted, not logged)");
+            crate::notice::keep(format!(
+                "caribou: dropping an invalid record: {error} (further ones are counted, not logged)"
+            ));
         }
     }
 

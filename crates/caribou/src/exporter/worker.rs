@@ -385,6 +385,12 @@ impl Worker {
                             dir = %spool.dir().display(),
                             "caribou: the spool is full; its oldest batches were deleted (counted as dropped; raise CARIBOU_SPOOL_MAX_BYTES)"
                         );
+                        crate::notice::keep(format!(
+                            "caribou: the spool {} is full; its oldest batches were deleted ({} records, counted as \
+                             dropped; raise CARIBOU_SPOOL_MAX_BYTES)",
+                            spool.dir().display(),
+                            written.evicted_records
+                        ));
                     }
                 }
                 Some(written.name)
@@ -396,6 +402,11 @@ impl Worker {
                         dir = %spool.dir().display(),
                         "caribou: cannot write to the spool; it is off for this exporter (batches are retried, then dropped and counted)"
                     );
+                    crate::notice::keep(format!(
+                        "caribou: cannot write to the spool {} ({e}); it is off for this exporter (batches are \
+                         retried, then dropped and counted)",
+                        spool.dir().display()
+                    ));
                 }
                 self.spool_ok = false;
                 self.down = false;
@@ -588,6 +599,10 @@ impl Worker {
                         url = self.parts.url,
                         "caribou: kestrel refused a batch; it is dropped (further refusals are counted, not logged)"
                     );
+                    crate::notice::keep(format!(
+                        "caribou: kestrel refused a batch of {records} records ({status}: {message}); it is dropped \
+                         (further refusals are counted, not logged)"
+                    ));
                 }
                 match flight.origin {
                     Origin::Fresh => self.give_up(records, true),
@@ -646,6 +661,11 @@ impl Worker {
                     error = %reason,
                     "caribou: giving up on a batch after its retries; it is dropped (further ones are counted, not logged)"
                 );
+                crate::notice::keep(format!(
+                    "caribou: giving up on a batch of {records} records after {} attempts ({reason}); it is \
+                     dropped (further ones are counted, not logged)",
+                    flight.attempts
+                ));
             }
             self.give_up(records, false);
             return;
@@ -848,6 +868,10 @@ impl Worker {
                 spooled = counters.spooled.load(Ordering::Relaxed),
                 "caribou: exporter stopped; records were dropped"
             );
+            crate::notice::keep(format!(
+                "caribou: exporter stopped; {dropped} records were dropped in all (see caribou.stats() for \
+                 why: queue full, invalid, refused by Kestrel, retries exhausted, spool full)"
+            ));
         }
         for w in self.waiters.drain(..) {
             let _ = w.reply.try_send(());
