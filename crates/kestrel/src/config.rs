@@ -487,6 +487,52 @@ mod tests {
     }
 
     #[test]
+    fn ingest_memory_and_query_timeout_resolve_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kestrel.toml");
+        std::fs::write(
+            &path,
+            "max_ingest_memory = \"64MiB\"\nquery_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let cfg = ServeConfig::resolve(&from_file).unwrap();
+        assert_eq!(cfg.max_ingest_memory, 64 << 20);
+        assert_eq!(cfg.query_timeout, Duration::from_secs(2));
+        let flags = ServeArgs {
+            config: Some(path),
+            max_ingest_memory: Some("1GiB".into()),
+            query_timeout: Some("250ms".into()),
+            ..Default::default()
+        };
+        let cfg = ServeConfig::resolve(&flags).unwrap();
+        assert_eq!(cfg.max_ingest_memory, 1 << 30);
+        assert_eq!(cfg.query_timeout, Duration::from_millis(250));
+        let defaults = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(defaults.max_ingest_memory, DEFAULT_MAX_INGEST_MEMORY);
+        assert_eq!(
+            defaults.query_timeout,
+            kestrel_store::sqlite::DEFAULT_QUERY_TIMEOUT
+        );
+        for zero in [
+            ServeArgs {
+                max_ingest_memory: Some("0".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                query_timeout: Some("0s".into()),
+                ..Default::default()
+            },
+        ] {
+            let e = format!("{:#}", ServeConfig::resolve(&zero).unwrap_err());
+            assert!(e.contains("must be > 0"), "{e}");
+        }
+    }
+
+    #[test]
     fn precedence_is_flag_then_file_then_default() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kestrel.toml");
